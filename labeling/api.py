@@ -1,0 +1,108 @@
+"""JSON API for labeling clients: list projects, lease the next pair, vote, skip.
+
+Texts come back raw, not rendered: a client renders (and sanitises) them
+itself. Choices are in screen terms (left/right), as the client showed them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, Router, Schema
+
+from labeling import selectors, services
+from labeling.api_auth import require_perm
+
+router = Router(tags=["labeling"])
+
+
+class ProjectOut(Schema):
+    slug: str
+    name: str
+    overlap_target: int
+    choices: list[str]
+    ask_strength: bool
+    ask_rationale: bool
+
+
+class NextOut(Schema):
+    assignment_id: int
+    prompt: str
+    left: str
+    right: str
+    expires_at: datetime
+    choices: list[str]
+
+
+class VoteIn(Schema):
+    choice: Literal["left", "right", "tie", "both_bad"]
+    strength: int | None = Field(None, ge=1, le=3)
+    rationale: str = Field("", max_length=5000)
+    latency_ms: int | None = Field(None, ge=0, description="Client-measured time to decide; capped by the server's.")
+
+
+class VoteOut(Schema):
+    vote_id: int
+    choice: str = Field(description="In pair terms: a, b, tie or both_bad.")
+    shown_left: str
+    created: bool
+
+
+class Message(Schema):
+    detail: str
+
+
+def _project_out(project) -> ProjectOut:
+    return ProjectOut(
+        slug=project.slug, name=project.name, overlap_target=project.overlap_target, choices=project.choices,
+        ask_strength=project.ask_strength, ask_rationale=project.ask_rationale,
+    )
+
+
+@router.get("/projects", response=list[ProjectOut])
+def projects_list(request: HttpRequest):
+    return [_project_out(p) for p in selectors.project_list_for_user(user=request.auth)]
+
+
+@router.get("/projects/{slug}/next", response={200: NextOut, 204: None})
+def next_pair(request: HttpRequest, slug: str):
+    """Lease the next pair to label. 204 when nothing is left for you."""
+    require_perm(request, "labeling.label_pairs")
+    project = selectors.project_get_for_labeling(user=request.auth, slug=slug)
+    assignment = services.assignment_next(project=project, user=request.auth)
+    if assignment is None:
+        return 204, None
+    pair = assignment.pair
+    texts = {"a": pair.response_a, "b": pair.response_b}
+    return NextOut(
+        assignment_id=assignment.pk,
+        prompt=pair.prompt,
+        left=texts[assignment.left],
+        right=texts[assignment.right],
+        expires_at=assignment.expires_at,
+        choices=project.choices,
+    )
+
+
+@router.post("/assignments/{assignment_id}/vote", response={200: VoteOut, 201: VoteOut, 409: Message})
+def vote(request: HttpRequest, assignment_id: int, payload: VoteIn):
+    require_perm(request, "labeling.label_pairs")
+    vote, created = services.vote_submit(
+        assignment_id=assignment_id,
+        user=request.auth,
+        choice=payload.choice,
+        strength=payload.strength,
+        rationale=payload.rationale,
+        latency_ms=payload.latency_ms,
+    )
+    return (201 if created else 200), VoteOut(
+        vote_id=vote.pk, choice=vote.choice, shown_left=vote.shown_left, created=created
+    )
+
+
+@router.post("/assignments/{assignment_id}/skip", response={204: None, 409: Message})
+def skip(request: HttpRequest, assignment_id: int):
+    require_perm(request, "labeling.label_pairs")
+    services.assignment_skip(assignment_id=assignment_id, user=request.auth)
+    return HttpResponse(status=204)

@@ -1,0 +1,225 @@
+"""Projects, pairs, assignments and votes.
+
+Data flows one way: import -> Pair -> Assignment (a lease to one annotator)
+-> Vote. A vote is stored in *pair* terms (a / b), never screen terms
+(left / right); the side that was shown on the left is recorded beside it
+so position bias can be measured.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True, help_text="Markdown, shown above every pair.")
+    overlap_target = models.PositiveSmallIntegerField(
+        "overlap target K",
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(25)],
+        help_text="Votes wanted per pair; live leases count towards it.",
+    )
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    ask_strength = models.BooleanField(default=False, help_text="Ask how strong the preference is (1-3).")
+    ask_rationale = models.BooleanField(default=False, help_text="Offer a free-text rationale field.")
+    lease_seconds = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(10)], help_text="How long a served pair is reserved."
+    )
+    test_percent = models.PositiveSmallIntegerField(
+        default=20,
+        validators=[MaxValueValidator(90)],
+        help_text="Share of prompts held out for evaluation. Fixed once pairs exist.",
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="labeling_projects",
+        help_text="Annotators who may label this project. Reviewers and admins see every project.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [
+            ("label_pairs", "Can label pairs"),
+            ("manage_project", "Can import and export project data"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def choices(self) -> list[str]:
+        """Choices offered on screen, in keyboard order."""
+        out = ["left", "right"]
+        if self.allow_tie:
+            out.append("tie")
+        if self.allow_both_bad:
+            out.append("both_bad")
+        return out
+
+
+class Annotator(models.Model):
+    """Who cast a vote: a login user, or an external identity from an import."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotator"
+    )
+    external_id = models.CharField(max_length=150, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(external_id__isnull=True))
+                | (Q(user__isnull=True) & Q(external_id__isnull=False)),
+                name="annotator_user_xor_external",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.user.get_username() if self.user_id else f"external:{self.external_id}"
+
+    @property
+    def is_external(self) -> bool:
+        return self.user_id is None
+
+
+class Split(models.TextChoices):
+    TRAIN = "train"
+    TEST = "test"
+
+
+class Side(models.TextChoices):
+    A = "a"
+    B = "b"
+
+
+class Choice(models.TextChoices):
+    A = "a"
+    B = "b"
+    TIE = "tie"
+    BOTH_BAD = "both_bad", "both bad"
+
+
+class Pair(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
+    prompt = models.TextField()
+    response_a = models.TextField()
+    response_b = models.TextField()
+    content_hash = models.CharField(max_length=64, help_text="sha256 of prompt and the unordered responses.")
+    external_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=5, choices=Split.choices, help_text="Fixed from a hash of the prompt.")
+    rank = models.BigIntegerField(help_text="Random serving order, derived from the content hash.")
+    # Counters kept by labeling.services in the same transaction as the rows
+    # they count, so selection never aggregates over votes.
+    slots_taken = models.PositiveIntegerField(default=0, help_text="Votes plus live leases.")
+    vote_count = models.PositiveIntegerField(default=0)
+    votes_a = models.PositiveIntegerField(default=0)
+    votes_b = models.PositiveIntegerField(default=0)
+    votes_tie = models.PositiveIntegerField(default=0, help_text="Ties and both-bad votes.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="pair_unique_content_per_project"),
+        ]
+        indexes = [
+            # Next-pair selection walks this index in order: least-served first.
+            models.Index(fields=["project", "slots_taken", "rank"], name="pair_queue_idx"),
+            models.Index(fields=["project", "split", "id"], name="pair_split_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"pair {self.pk} ({self.project_id})"
+
+
+class Assignment(models.Model):
+    """A lease of one pair to one annotator, with the side shown on the left."""
+
+    class State(models.TextChoices):
+        LIVE = "live"
+        VOTED = "voted"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="assignments")
+    left = models.CharField(max_length=1, choices=Side.choices, help_text="Drawn by a server-side RNG.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.LIVE)
+    served_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # An annotator sees a pair at most once, whatever became of it.
+            models.UniqueConstraint(fields=["pair", "annotator"], name="assignment_once_per_annotator"),
+            models.UniqueConstraint(
+                fields=["project", "annotator"], condition=Q(state="live"), name="assignment_one_live_per_annotator"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(state="live"), name="assignment_live_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.state})"
+
+    @property
+    def right(self) -> str:
+        return Side.B if self.left == Side.A else Side.A
+
+
+class Vote(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="votes")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="votes")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="vote"
+    )
+    choice = models.CharField(max_length=8, choices=Choice.choices, help_text="In pair terms: a = response_a.")
+    shown_left = models.CharField(
+        max_length=1, choices=Side.choices, null=True, blank=True,
+        help_text="Which response was on the left; unknown for imported votes.",
+    )
+    strength = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(3)]
+    )
+    rationale = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "annotator"], name="vote_once_per_pair_annotator"),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(strength__gte=1, strength__lte=3), name="vote_strength_1_3"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="vote_project_time_idx"),
+            models.Index(fields=["annotator", "project"], name="vote_annotator_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"vote {self.pk}: {self.choice}"
+
+
+class ApiToken(models.Model):
+    """A bearer token an admin issues for the JSON API. Only its hash is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to tell tokens apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

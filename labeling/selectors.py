@@ -1,0 +1,57 @@
+"""Reads for labeling: who may see which project, and annotators' own progress."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db.models import QuerySet
+
+from labeling.errors import NotFound
+from labeling.models import Annotator, Project, Vote
+
+
+def user_sees_all_projects(*, user: AbstractBaseUser) -> bool:
+    return user.has_perm("labeling.manage_project") or user.has_perm("rewardmodel.view_dashboard")
+
+
+def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    if user_sees_all_projects(user=user):
+        return Project.objects.all()
+    if user.has_perm("labeling.label_pairs"):
+        return Project.objects.filter(members=user)
+    return Project.objects.none()
+
+
+def project_get_for_labeling(*, user: AbstractBaseUser, slug: str) -> Project:
+    """A project this user may label. Anything else is NotFound, not Forbidden,
+    so annotators cannot probe which project slugs exist."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is None or not user.has_perm("labeling.label_pairs"):
+        raise NotFound("No such project.")
+    if not user.has_perm("labeling.manage_project") and not project.members.filter(pk=user.pk).exists():
+        raise NotFound("No such project.")
+    return project
+
+
+def project_get(*, slug: str) -> Project:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise NotFound("No such project.")
+    return project
+
+
+def annotator_vote_count(*, project: Project, user: AbstractBaseUser) -> int:
+    annotator = Annotator.objects.filter(user=user).first()
+    if annotator is None:
+        return 0
+    return Vote.objects.filter(annotator=annotator, project=project).count()
+
+
+def project_open_pair_count(*, project: Project) -> int:
+    """Pairs that still want votes. Cached briefly: it is a progress hint, and
+    counting is the one query here whose cost grows with the project."""
+    key = f"labeling:open-pairs:{project.pk}"
+    value = cache.get(key)
+    if value is None:
+        value = project.pairs.filter(slots_taken__lt=project.overlap_target).count()
+        cache.set(key, value, 30)
+    return value

@@ -1,0 +1,461 @@
+"""Writes for labeling: pairs in, leases out, votes back.
+
+Every function here is `<entity>_<action>(*, keyword_only)` and owns its
+transaction. Counters on `Pair` (slots_taken, vote_count, votes_a/b/tie)
+change only here, in the same transaction as the rows they count, so that
+selection and the dashboard never aggregate over the vote table.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from labeling import aggregates
+from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling.models import Annotator, ApiToken, Assignment, Choice, Pair, Project, Side, Split, Vote
+from rewardmodel.training.formats import PreferenceRecord
+
+SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
+
+
+# --------------------------------------------------------------------------- #
+# Annotators
+# --------------------------------------------------------------------------- #
+def annotator_for_user(*, user: AbstractBaseUser) -> Annotator:
+    annotator = getattr(user, "annotator", None)
+    if annotator is not None:
+        return annotator
+    try:
+        with transaction.atomic():
+            return Annotator.objects.create(user=user)
+    except IntegrityError:  # created by a concurrent request
+        return Annotator.objects.get(user=user)
+
+
+def annotators_for_external(*, external_ids: Iterable[str]) -> dict[str, Annotator]:
+    """External identities by name, created on first sight (imports)."""
+    wanted = set(external_ids)
+    found = {a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)}
+    missing = [Annotator(external_id=x) for x in wanted - found.keys()]
+    if missing:
+        Annotator.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)}
+    return found
+
+
+# --------------------------------------------------------------------------- #
+# Projects and pairs
+# --------------------------------------------------------------------------- #
+def project_create(*, slug: str, name: str = "", **options) -> Project:
+    project = Project(slug=slug, name=name or slug, **options)
+    project.full_clean()
+    project.save()
+    return project
+
+
+def pair_content_hash(*, prompt: str, response_a: str, response_b: str) -> str:
+    """Identity of a pair's content; the order of the two responses does not matter."""
+    first, second = sorted((response_a, response_b))
+    digest = hashlib.sha256()
+    for part in (prompt, first, second):
+        encoded = part.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def pair_split_for_prompt(*, prompt: str, test_percent: int) -> str:
+    """Train or test, fixed by the prompt alone, so one prompt never lands on both sides."""
+    bucket = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big") % 100
+    return Split.TEST if bucket < test_percent else Split.TRAIN
+
+
+def _rank(content_hash: str) -> int:
+    # Serving order: deterministic but unrelated to import order.
+    return int(content_hash[:15], 16)
+
+
+def _swap(record: PreferenceRecord) -> PreferenceRecord:
+    flip = {"a": "b", "b": "a"}
+    return PreferenceRecord(
+        prompt=record.prompt,
+        response_a=record.response_b,
+        response_b=record.response_a,
+        votes=tuple(
+            type(v)(v.annotator, flip.get(v.choice, v.choice), v.strength, v.rationale) for v in record.votes
+        ),
+        external_id=record.external_id,
+        metadata=record.metadata,
+    )
+
+
+@dataclass
+class ImportCounts:
+    created: int = 0
+    duplicates: int = 0
+    votes: int = 0
+
+    def add(self, other: "ImportCounts") -> None:
+        self.created += other.created
+        self.duplicates += other.duplicates
+        self.votes += other.votes
+
+
+def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord], shuffle_sides: bool) -> ImportCounts:
+    """Write one batch of parsed records, idempotently by content hash.
+
+    New pairs are created with their votes. A pair already in the project
+    (or twice in the batch) counts as a duplicate; its votes are added only
+    for annotators who have not voted on it yet. With `shuffle_sides`, the
+    side of each new pair is flipped by a bit of its content hash, so that a
+    file whose first response is always the chosen one (TRL shape) does not
+    leave `response_a` always the winner.
+    """
+    counts = ImportCounts()
+    by_hash: dict[str, PreferenceRecord] = {}
+    for record in records:
+        h = pair_content_hash(prompt=record.prompt, response_a=record.response_a, response_b=record.response_b)
+        if h in by_hash:
+            counts.duplicates += 1
+            by_hash[h] = _merge_votes(by_hash[h], record)
+            continue
+        if shuffle_sides and int(h[-1], 16) % 2:
+            record = _swap(record)
+        by_hash[h] = record
+
+    with transaction.atomic():
+        existing = {
+            p.content_hash: p
+            for p in Pair.objects.filter(project=project, content_hash__in=list(by_hash)).only(
+                "id", "content_hash", "response_a"
+            )
+        }
+        counts.duplicates += len(existing)
+        annotators = annotators_for_external(
+            external_ids={v.annotator for r in by_hash.values() for v in r.votes}
+        )
+        new_pairs = []
+        for h, record in by_hash.items():
+            if h in existing:
+                continue
+            tally = Counter("tie" if v.choice == Choice.BOTH_BAD else v.choice for v in record.votes)
+            new_pairs.append(
+                Pair(
+                    project=project,
+                    prompt=record.prompt,
+                    response_a=record.response_a,
+                    response_b=record.response_b,
+                    content_hash=h,
+                    external_id=record.external_id or "",
+                    metadata=record.metadata,
+                    split=pair_split_for_prompt(prompt=record.prompt, test_percent=project.test_percent),
+                    rank=_rank(h),
+                    slots_taken=len(record.votes),
+                    vote_count=len(record.votes),
+                    votes_a=tally["a"],
+                    votes_b=tally["b"],
+                    votes_tie=tally["tie"],
+                )
+            )
+        created = Pair.objects.bulk_create(new_pairs, batch_size=500)
+        counts.created = len(created)
+
+        votes = [
+            Vote(project=project, pair=pair, annotator=annotators[v.annotator], choice=v.choice,
+                 strength=v.strength, rationale=v.rationale)
+            for pair in created
+            for v in by_hash[pair.content_hash].votes
+        ]
+        votes += _votes_for_duplicates(project, existing, by_hash, annotators)
+        Vote.objects.bulk_create(votes, batch_size=1000)
+        counts.votes = len(votes)
+        aggregates.record_imported_votes(project=project, votes=votes, new_pairs=created)
+    return counts
+
+
+def _merge_votes(kept: PreferenceRecord, extra: PreferenceRecord) -> PreferenceRecord:
+    """Votes of a repeated row on the same content, in the kept row's side order."""
+    if extra.response_a != kept.response_a:
+        extra = _swap(extra)
+    have = {v.annotator for v in kept.votes}
+    added = tuple(v for v in extra.votes if v.annotator not in have)
+    if not added:
+        return kept
+    return PreferenceRecord(kept.prompt, kept.response_a, kept.response_b, kept.votes + added,
+                            kept.external_id, kept.metadata)
+
+
+def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotators) -> list[Vote]:
+    """Votes on pairs that were already stored, from annotators new to them."""
+    if not existing:
+        return []
+    voted = set(
+        Vote.objects.filter(pair__in=existing.values()).values_list("pair_id", "annotator_id")
+    )
+    votes = []
+    for h, pair in existing.items():
+        record = by_hash[h]
+        if record.response_a != pair.response_a:  # stored with the other side first
+            record = _swap(record)
+        tally = Counter()
+        for v in record.votes:
+            annotator = annotators[v.annotator]
+            if (pair.id, annotator.id) in voted:
+                continue
+            votes.append(Vote(project=project, pair=pair, annotator=annotator, choice=v.choice,
+                              strength=v.strength, rationale=v.rationale))
+            tally["tie" if v.choice == Choice.BOTH_BAD else v.choice] += 1
+        n = sum(tally.values())
+        if n:
+            Pair.objects.filter(pk=pair.pk).update(
+                slots_taken=F("slots_taken") + n, vote_count=F("vote_count") + n,
+                votes_a=F("votes_a") + tally["a"], votes_b=F("votes_b") + tally["b"],
+                votes_tie=F("votes_tie") + tally["tie"],
+            )
+    return votes
+
+
+# --------------------------------------------------------------------------- #
+# Leases
+# --------------------------------------------------------------------------- #
+def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
+    """The annotator's current lease, or a new one on the least-served open pair.
+
+    Never a pair this annotator has seen (voted, skipped or leased), never a
+    pair whose votes plus live leases have reached K. Safe under
+    concurrency: on PostgreSQL candidates are locked with SKIP LOCKED, and on
+    every backend the slot is taken with a conditional UPDATE that fails if
+    another request filled the pair first.
+    """
+    now = now or timezone.now()
+    annotator = annotator_for_user(user=user)
+    live = (
+        Assignment.objects.select_related("pair")
+        .filter(project=project, annotator=annotator, state=Assignment.State.LIVE)
+        .first()
+    )
+    if live is not None:
+        if live.expires_at > now:
+            return live
+        assignments_reclaim_expired(now=now, ids=[live.pk])
+    assignments_reclaim_expired(now=now, project=project)
+
+    seen = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
+    voted = Vote.objects.filter(pair=OuterRef("pk"), annotator=annotator)
+    candidates = (
+        Pair.objects.filter(project=project, slots_taken__lt=project.overlap_target)
+        .exclude(Exists(seen))
+        .exclude(Exists(voted))
+        .order_by("slots_taken", "rank")
+    )
+    for _ in range(5):  # a lost race on the conditional UPDATE retries with the next pair
+        with transaction.atomic():
+            pair = candidates.select_for_update(skip_locked=True, of=("self",)).only("id").first()
+            if pair is None:
+                return None
+            taken = Pair.objects.filter(pk=pair.pk, slots_taken__lt=project.overlap_target).update(
+                slots_taken=F("slots_taken") + 1
+            )
+            if not taken:
+                continue
+            try:
+                with transaction.atomic():
+                    assignment = Assignment.objects.create(
+                        project=project,
+                        pair_id=pair.pk,
+                        annotator=annotator,
+                        left=secrets.choice((Side.A, Side.B)),
+                        served_at=now,
+                        expires_at=now + timedelta(seconds=project.lease_seconds),
+                    )
+            except IntegrityError:
+                # The same annotator asked twice at once: hand back the lease
+                # the other request created, and give back this slot.
+                Pair.objects.filter(pk=pair.pk).update(slots_taken=F("slots_taken") - 1)
+                return Assignment.objects.select_related("pair").filter(
+                    project=project, annotator=annotator, state=Assignment.State.LIVE
+                ).first()
+        return Assignment.objects.select_related("pair").get(pk=assignment.pk)
+    return None
+
+
+def assignments_reclaim_expired(
+    *, now: datetime | None = None, project: Project | None = None, ids: list[int] | None = None, limit: int = 500
+) -> int:
+    """Expire leases past their time and give their slots back to the pool."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = Assignment.objects.filter(state=Assignment.State.LIVE, expires_at__lte=now)
+        if project is not None:
+            stale = stale.filter(project=project)
+        if ids is not None:
+            stale = stale.filter(pk__in=ids)
+        rows = list(stale.select_for_update(skip_locked=True).order_by("expires_at").values_list("pk", "pair_id")[:limit])
+        if not rows:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _ in rows], state=Assignment.State.LIVE).update(
+            state=Assignment.State.EXPIRED
+        )
+        per_pair = Counter(pair_id for _, pair_id in rows)
+        for n, pair_ids in _group_by_count(per_pair).items():
+            Pair.objects.filter(pk__in=pair_ids).update(slots_taken=F("slots_taken") - n)
+    return len(rows)
+
+
+def _group_by_count(counter: Counter) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
+    for key, n in counter.items():
+        grouped.setdefault(n, []).append(key)
+    return grouped
+
+
+def _owned_assignment_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
+    annotator = annotator_for_user(user=user)
+    assignment = (
+        Assignment.objects.select_for_update()
+        .select_related("project", "pair")
+        .filter(pk=assignment_id)
+        .first()
+    )
+    if assignment is None or assignment.annotator_id != annotator.pk:
+        # Not yours (or not there): the same answer either way, so ids leak nothing.
+        raise Conflict("This pair is not assigned to you.")
+    return assignment
+
+
+def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> None:
+    """Give the pair back to the pool; this annotator will not see it again."""
+    with transaction.atomic():
+        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        if assignment.state == Assignment.State.SKIPPED:
+            return
+        if assignment.state != Assignment.State.LIVE:
+            raise Conflict(f"This assignment is already {assignment.state}.")
+        assignment.state = Assignment.State.SKIPPED
+        assignment.save(update_fields=["state"])
+        Pair.objects.filter(pk=assignment.pair_id).update(slots_taken=F("slots_taken") - 1)
+
+
+# --------------------------------------------------------------------------- #
+# Votes
+# --------------------------------------------------------------------------- #
+def _choice_in_pair_terms(*, screen_choice: str, assignment: Assignment) -> str:
+    if screen_choice == "left":
+        return assignment.left
+    if screen_choice == "right":
+        return assignment.right
+    return screen_choice
+
+
+def _validate_vote_input(*, project: Project, choice: str, strength: int | None, rationale: str) -> None:
+    if choice not in SCREEN_CHOICES:
+        raise InvalidInput(f"choice must be one of {', '.join(SCREEN_CHOICES)}.")
+    if choice not in project.choices:
+        raise InvalidInput(f"This project does not offer '{choice}'.")
+    if strength is not None:
+        if not project.ask_strength:
+            raise InvalidInput("This project does not ask for a strength.")
+        if choice not in ("left", "right") or not 1 <= strength <= 3:
+            raise InvalidInput("strength is 1, 2 or 3, and only for a left or right choice.")
+    if rationale:
+        if not project.ask_rationale:
+            raise InvalidInput("This project does not ask for a rationale.")
+        if len(rationale) > 5000 or "\x00" in rationale:
+            raise InvalidInput("rationale must be under 5,000 characters of text.")
+
+
+def vote_submit(
+    *,
+    assignment_id: int,
+    user: AbstractBaseUser,
+    choice: str,
+    strength: int | None = None,
+    rationale: str = "",
+    latency_ms: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Vote, bool]:
+    """Record a vote on a leased pair. Returns (vote, created).
+
+    `choice` is in screen terms (left/right/tie/both_bad) and is stored in
+    pair terms. Submitting the same choice again returns the stored vote
+    (created False): a double click or a retry gives one vote. A different
+    choice, someone else's lease, or a skipped lease is a Conflict and
+    writes nothing.
+    """
+    now = now or timezone.now()
+    rationale = (rationale or "").strip()
+    with transaction.atomic():
+        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        project = assignment.project
+        _validate_vote_input(project=project, choice=choice, strength=strength, rationale=rationale)
+        pair_choice = _choice_in_pair_terms(screen_choice=choice, assignment=assignment)
+
+        if assignment.state == Assignment.State.VOTED:
+            existing = Vote.objects.get(assignment=assignment)
+            if existing.choice != pair_choice:
+                raise Conflict("You already voted on this pair.")
+            return existing, False
+        if assignment.state == Assignment.State.SKIPPED:
+            raise Conflict("You skipped this pair.")
+        if assignment.state == Assignment.State.EXPIRED:
+            # The lease ran out and its slot went back to the pool: retake it
+            # if the pair still has room, so late work is not thrown away.
+            retaken = Pair.objects.filter(pk=assignment.pair_id, slots_taken__lt=project.overlap_target).update(
+                slots_taken=F("slots_taken") + 1
+            )
+            if not retaken:
+                raise Conflict("Your lease on this pair expired and it has enough votes now.")
+
+        server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
+        if latency_ms is None or not 0 <= latency_ms <= server_ms:
+            latency_ms = server_ms
+        vote = Vote.objects.create(
+            project=project,
+            pair_id=assignment.pair_id,
+            annotator_id=assignment.annotator_id,
+            assignment=assignment,
+            choice=pair_choice,
+            shown_left=assignment.left,
+            strength=strength,
+            rationale=rationale,
+            latency_ms=latency_ms,
+        )
+        assignment.state = Assignment.State.VOTED
+        assignment.save(update_fields=["state"])
+        tally_field = {"a": "votes_a", "b": "votes_b"}.get(pair_choice, "votes_tie")
+        Pair.objects.filter(pk=assignment.pair_id).update(
+            vote_count=F("vote_count") + 1, **{tally_field: F(tally_field) + 1}
+        )
+        aggregates.record_vote(vote=vote, pair=assignment.pair)
+    return vote, True
+
+
+# --------------------------------------------------------------------------- #
+# API tokens
+# --------------------------------------------------------------------------- #
+def api_token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def api_token_issue(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+    """A new bearer token. The raw value is returned once and never stored."""
+    if not name.strip():
+        raise InvalidInput("A token needs a name.")
+    raw = "rmt_" + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=raw[:12], key_hash=api_token_hash(raw))
+    return token, raw
+
+
+def api_token_revoke(*, token_id: int) -> None:
+    updated = ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if not updated:
+        raise NotFound("No such active token.")

@@ -1,0 +1,111 @@
+"""Annotator pages: the project list and the keyboard-first labeling page.
+
+Views stay thin: they parse the request, call a selector or a service and
+render. The vote and skip endpoints answer HTMX with the next card, and a
+plain form post with a redirect, so the page also works without JS.
+"""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import selectors, services
+from labeling.errors import InvalidInput, LabelingError, NotFound
+from labeling.rendering import render_conversation, render_markdown
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    projects = selectors.project_list_for_user(user=request.user)
+    return render(request, "labeling/home.html", {"projects": projects})
+
+
+def _labeling_project(request: HttpRequest, slug: str):
+    try:
+        return selectors.project_get_for_labeling(user=request.user, slug=slug)
+    except NotFound:
+        raise Http404("No such project.") from None
+
+
+def _card_context(request: HttpRequest, project) -> dict:
+    assignment = services.assignment_next(project=project, user=request.user)
+    context = {
+        "project": project,
+        "assignment": assignment,
+        "done_count": selectors.annotator_vote_count(project=project, user=request.user),
+        "open_count": selectors.project_open_pair_count(project=project),
+    }
+    if assignment is not None:
+        pair = assignment.pair
+        texts = {"a": pair.response_a, "b": pair.response_b}
+        context.update(
+            turns=render_conversation(pair.prompt),
+            left_html=render_markdown(texts[assignment.left]),
+            right_html=render_markdown(texts[assignment.right]),
+        )
+    return context
+
+
+@require_GET
+@permission_required("labeling.label_pairs", raise_exception=True)
+def label(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _labeling_project(request, slug)
+    context = _card_context(request, project)
+    context["instructions_html"] = render_markdown(project.instructions) if project.instructions else ""
+    return render(request, "labeling/label.html", context)
+
+
+def _next_card(request: HttpRequest, project, *, error: str = "", status: int = 200) -> HttpResponse:
+    if not request.headers.get("HX-Request"):
+        return redirect("label", slug=project.slug)
+    context = _card_context(request, project)
+    context["error"] = error
+    return render(request, "labeling/_card.html", context, status=status)
+
+
+def _int_or_none(value: str | None, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a whole number.") from None
+
+
+@require_POST
+@permission_required("labeling.label_pairs", raise_exception=True)
+def vote(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _labeling_project(request, slug)
+    try:
+        services.vote_submit(
+            assignment_id=assignment_id,
+            user=request.user,
+            choice=request.POST.get("choice", ""),
+            strength=_int_or_none(request.POST.get("strength"), "strength"),
+            rationale=request.POST.get("rationale", ""),
+            latency_ms=_int_or_none(request.POST.get("latency_ms"), "latency_ms"),
+        )
+    except LabelingError as exc:
+        return _error(request, project, exc)
+    return _next_card(request, project)
+
+
+@require_POST
+@permission_required("labeling.label_pairs", raise_exception=True)
+def skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    project = _labeling_project(request, slug)
+    try:
+        services.assignment_skip(assignment_id=assignment_id, user=request.user)
+    except LabelingError as exc:
+        return _error(request, project, exc)
+    return _next_card(request, project)
+
+
+def _error(request: HttpRequest, project, exc: LabelingError) -> HttpResponse:
+    if request.headers.get("HX-Request"):
+        # HTMX swaps only 2xx by default; the card carries the message and the
+        # status tells scripts and tests what happened.
+        return _next_card(request, project, error=exc.message, status=exc.status)
+    return HttpResponse(exc.message, status=exc.status, content_type="text/plain; charset=utf-8")

@@ -1,0 +1,85 @@
+"""Shared fixtures: one user per role, a project, and pairs to label.
+
+Tests run on SQLite by default; the ones marked `postgres` run in a second
+pass against the real PostgreSQL server (see the Makefile's test target).
+Redis is the real server at REDIS_URL (127.0.0.1:6379, db 15 by default).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
+
+from labeling import roles, services  # noqa: E402
+from rewardmodel.training.formats import ImportedVote, PreferenceRecord  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run postgres-marked tests only when the database is PostgreSQL, and the rest only when it is not."""
+    on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+    for item in items:
+        if ("postgres" in item.keywords) != on_postgres:
+            item.add_marker(pytest.mark.skip(reason="runs in the other database pass (make test runs both)"))
+
+
+def make_user(django_user_model, username: str, role: str | None, **extra):
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username, **extra)
+    if role:
+        roles.roles_sync()
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def annotator_user(django_user_model):
+    return make_user(django_user_model, "alice", roles.ANNOTATOR)
+
+
+@pytest.fixture
+def annotator_user2(django_user_model):
+    return make_user(django_user_model, "bob", roles.ANNOTATOR)
+
+
+@pytest.fixture
+def reviewer_user(django_user_model):
+    return make_user(django_user_model, "rita", roles.REVIEWER)
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return make_user(django_user_model, "adam", roles.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def no_role_user(django_user_model):
+    return make_user(django_user_model, "nora", None)
+
+
+def make_records(n: int, *, votes: int = 0, prefix: str = "prompt") -> list[PreferenceRecord]:
+    return [
+        PreferenceRecord(
+            prompt=f"{prefix} {i}: explain topic {i}",
+            response_a=f"A careful, correct answer about topic {i}.",
+            response_b=f"meh {i}",
+            votes=tuple(ImportedVote(f"ext-{k}", "a") for k in range(votes)),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def project(db, annotator_user, annotator_user2):
+    project = services.project_create(slug="demo", name="Demo", instructions="Pick the **better** answer.")
+    project.members.add(annotator_user, annotator_user2)
+    return project
+
+
+@pytest.fixture
+def pairs(project):
+    services.pairs_import_batch(project=project, records=make_records(12), shuffle_sides=False)
+    return list(project.pairs.order_by("id"))
