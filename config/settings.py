@@ -99,7 +99,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
+            # SQLITE_PATH lets a worker subprocess share a test run's database.
+            "NAME": Path(env_str("SQLITE_PATH", str(VAR_DIR / "db.sqlite3"))),
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE takes the
                 # write lock at BEGIN so two writers queue on the busy timeout
