@@ -1,7 +1,13 @@
-"""Training runs and the model versions they produce."""
+"""Training runs, the model versions they produce, and when to retrain.
+
+A run moves queued -> running -> succeeded | failed | cancelled; only
+`rewardmodel.services` changes its status, always with a conditional UPDATE
+so that a redelivered task message can never run the same attempt twice.
+"""
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -36,15 +42,22 @@ class TrainingRun(models.Model):
     config = models.JSONField(default=dict, blank=True, help_text="The engine's TrainConfig as a dict.")
     # The data the run trained on, fixed when it starts.
     snapshot_hash = models.CharField(max_length=64, blank=True, help_text="sha256 over pair ids and vote counts.")
+    snapshot_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the training data was read; later votes count as new."
+    )
     n_train_pairs = models.PositiveIntegerField(null=True, blank=True)
     n_test_pairs = models.PositiveIntegerField(null=True, blank=True)
     n_votes = models.PositiveIntegerField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    progress_metrics = models.JSONField(default=dict, blank=True, help_text="The engine's running metrics, live.")
     promoted = models.BooleanField(null=True, blank=True, help_text="Null until the run finishes.")
     promotion_note = models.TextField(blank=True, help_text="Why the new version did or did not go live.")
     error = models.TextField(blank=True)
     worker_host = models.CharField(max_length=200, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the task message was last sent; empty while the broker was down."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -85,6 +98,7 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["-number"]
+        permissions = [("score", "Can score responses with the active reward model")]
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="version_number_per_project"),
             models.UniqueConstraint(fields=["project"], condition=Q(is_active=True), name="one_active_version_per_project"),
@@ -92,3 +106,61 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} v{self.number}"
+
+
+class PairPrediction(models.Model):
+    """A version's reward margin on one voted test-split pair, for the dashboard.
+
+    In PAIR terms: margin = r(response_a) - r(response_b), so it compares
+    straight with the votes (a / b), whichever side won.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    pair = models.ForeignKey("labeling.Pair", on_delete=models.CASCADE, related_name="predictions")
+    margin = models.FloatField(help_text="r_a - r_b.")
+    disagreement = models.FloatField(null=True, blank=True, help_text="Ensemble members' margin std (K > 1).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "pair"], name="prediction_once_per_version_pair")]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} pair {self.pair_id}: {self.margin:+.3f}"
+
+
+class RetrainPolicy(models.Model):
+    """When the scheduler retrains a project, and how a new version goes live.
+
+    Projects without a row use the field defaults (`RetrainPolicy.for_project`).
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="retrain_policy")
+    enabled = models.BooleanField(default=True, help_text="Let the scheduler retrain this project on its own.")
+    min_new_votes = models.PositiveIntegerField(
+        default=50, validators=[MinValueValidator(1)], help_text="Retrain once this many votes arrived since the last successful run."
+    )
+    max_interval_hours = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Also retrain when this long has passed since the last successful run and any vote arrived.",
+    )
+    promotion_delta = models.FloatField(
+        default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A new version goes live if its held-out accuracy is at most this far below the active one's.",
+    )
+    train_config = models.JSONField(
+        default=dict, blank=True, help_text="TrainConfig fields that override the defaults, e.g. {\"epochs\": 3}."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "retrain policies"
+
+    def __str__(self) -> str:
+        return f"retrain policy of {self.project_id}"
+
+    @classmethod
+    def for_project(cls, project: Project) -> "RetrainPolicy":
+        """The project's policy, or an unsaved one with the defaults."""
+        try:
+            return project.retrain_policy
+        except cls.DoesNotExist:
+            return cls(project=project)
