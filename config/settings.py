@@ -173,6 +173,7 @@ CONTENT_SECURITY_POLICY = {
 # --------------------------------------------------------------------------- #
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request otherwise
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
@@ -221,6 +222,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # --------------------------------------------------------------------------- #
 LABELING_LEASE_SECONDS = env_int("LABELING_LEASE_SECONDS", 600, minimum=10)
 MODEL_ARTIFACTS_DIR = Path(env_str("MODEL_ARTIFACTS_DIR", str(VAR_DIR / "models"))).resolve()
+
+# Dataset import (docs/import_export.md). The upload form refuses a body over
+# the cap with 413 before parsing it; uploads wait in IMPORT_UPLOAD_DIR, which
+# web and worker must share. Uploads up to IMPORT_INLINE_MAX_BYTES are
+# imported within the request; larger ones go to a Celery task.
+IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
+IMPORT_INLINE_MAX_BYTES = env_int("IMPORT_INLINE_MAX_BYTES", 1024 * 1024, minimum=0)
+IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000, minimum=1)
+IMPORT_UPLOAD_DIR = Path(env_str("IMPORT_UPLOAD_DIR", str(VAR_DIR / "uploads"))).resolve()
 
 LOGGING = {
     "version": 1,

@@ -2,17 +2,390 @@
 
 `labeling.services` calls these inside the transaction that writes the
 votes, so the aggregates can never disagree with the vote table.
+
+What is kept (models in labeling.models):
+- `TallyBucket`: how many pairs have each (n_a, n_b, n_tie), per split. A
+  new vote moves its pair from one bucket to the next.
+- `AnnotatorStats`: per annotator votes, ties, position and length choices,
+  a latency histogram, leave-one-out agreement with the other voters and
+  agreement with the active model, and outlier flags.
+- `ProjectStats`: model-vs-majority counts for the active version, and the
+  pooled leave-one-out totals the outlier flags compare against.
+
+Every change is computed as a transition of one pair from its old votes to
+old + new votes (`_PairChange`), so a live vote, an imported batch and a
+full rebuild all go through the same arithmetic.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
-from labeling.models import Pair, Project, Vote
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Length
+
+from labeling.models import AnnotatorStats, Pair, Project, ProjectStats, Split, TallyBucket, Vote
+from rewardmodel.agreement import (
+    category_of, loo_agrees, majority_label, pick_of_margin, wilson_excludes, wilson_interval,
+)
+
+# Latency histogram: bucket 0 is < 100 ms, buckets 1..120 are log-spaced up
+# to one hour (each about 9% wide, so the median is good to about +-5%),
+# bucket 121 is an hour or more.
+LATENCY_MIN_MS = 100
+LATENCY_MAX_MS = 3_600_000
+LATENCY_BUCKETS = 120
+_LOG_STEP = math.log(LATENCY_MAX_MS / LATENCY_MIN_MS) / LATENCY_BUCKETS
+
+# Outlier flags. Each needs this many observations before it can fire.
+FLAG_MIN_N = 10
+# Median time per vote under this is too fast to have read two responses.
+FAST_MEDIAN_MS = 2_000
+FLAG_POSITION = "position_bias"
+FLAG_LOW_AGREEMENT = "low_agreement"
+FLAG_TOO_FAST = "too_fast"
 
 
+# --------------------------------------------------------------------------- #
+# Pure helpers
+# --------------------------------------------------------------------------- #
+def latency_bucket(ms: int) -> int:
+    if ms < LATENCY_MIN_MS:
+        return 0
+    return min(LATENCY_BUCKETS + 1, 1 + int(math.log(ms / LATENCY_MIN_MS) / _LOG_STEP))
+
+
+def latency_median(hist: dict) -> int | None:
+    """Median of a latency histogram, interpolated geometrically inside its bucket."""
+    counts = {int(k): v for k, v in hist.items() if v}
+    total = sum(counts.values())
+    if not total:
+        return None
+    half, seen = total / 2, 0
+    for b in sorted(counts):
+        if seen + counts[b] >= half:
+            frac = (half - seen) / counts[b]
+            if b == 0:
+                return int(LATENCY_MIN_MS * frac)
+            if b > LATENCY_BUCKETS:
+                return LATENCY_MAX_MS
+            lo = LATENCY_MIN_MS * math.exp((b - 1) * _LOG_STEP)
+            return int(round(lo * math.exp(frac * _LOG_STEP)))
+        seen += counts[b]
+    return LATENCY_MAX_MS  # pragma: no cover - unreachable
+
+
+def annotator_flags(stats: AnnotatorStats, *, others_loo_n: int, others_loo_agree: int) -> list[str]:
+    """Why this annotator stands out, from their row and everyone else's pooled agreement.
+
+    - position_bias: the 95% Wilson interval of P(left chosen) leaves out 0.5.
+    - low_agreement: the 95% Wilson interval of their leave-one-out agreement
+      lies wholly below everyone else's pooled leave-one-out agreement.
+    - too_fast: median time per vote under FAST_MEDIAN_MS.
+    """
+    flags = []
+    if stats.sided >= FLAG_MIN_N and wilson_excludes(stats.left_chosen, stats.sided, 0.5):
+        flags.append(FLAG_POSITION)
+    if stats.loo_n >= FLAG_MIN_N and others_loo_n >= FLAG_MIN_N:
+        _, hi = wilson_interval(stats.loo_agree, stats.loo_n)
+        if hi is not None and hi < others_loo_agree / others_loo_n:
+            flags.append(FLAG_LOW_AGREEMENT)
+    if stats.latency_n >= FLAG_MIN_N and stats.median_latency_ms is not None:
+        if stats.median_latency_ms < FAST_MEDIAN_MS:
+            flags.append(FLAG_TOO_FAST)
+    return flags
+
+
+@dataclass(frozen=True)
+class _NewVote:
+    annotator_id: int
+    choice: str
+    shown_left: str | None
+    latency_ms: int | None
+
+
+@dataclass
+class _PairChange:
+    """One pair going from `old` votes to `old + new` votes."""
+
+    pair_id: int
+    split: str
+    len_a: int
+    len_b: int
+    old: list[tuple[int, str]]  # (annotator_id, choice) already stored before this change
+    new: list[_NewVote]
+
+
+_COUNTER_FIELDS = (
+    "votes", "decisive", "ties", "sided", "left_chosen", "longer_decidable", "longer_chosen",
+    "loo_n", "loo_agree", "model_n", "model_agree",
+)
+_PROJECT_FIELDS = ("model_n", "model_agree", "model_n2", "model_agree2")
+
+
+@dataclass
+class _Deltas:
+    buckets: Counter = field(default_factory=Counter)  # (split, n_a, n_b, n_tie) -> pairs
+    project: Counter = field(default_factory=Counter)  # ProjectStats model_* fields
+    annotators: dict = field(default_factory=lambda: defaultdict(Counter))  # id -> field -> delta
+    latencies: dict = field(default_factory=lambda: defaultdict(Counter))  # id -> bucket -> votes
+
+
+def _tally(choices: Iterable[str]) -> tuple[int, int, int]:
+    c = Counter(category_of(x) for x in choices)
+    return c["a"], c["b"], c["tie"]
+
+
+def _loo(tally: tuple[int, int, int], choice: str) -> bool | None:
+    return loo_agrees(n_a=tally[0], n_b=tally[1], n_tie=tally[2], choice=choice)
+
+
+def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) -> None:
+    """Add one pair's transition to `deltas` (no database access)."""
+    t0 = _tally(c for _, c in change.old)
+    t1 = _tally([c for _, c in change.old] + [v.choice for v in change.new])
+    if sum(t0):
+        deltas.buckets[(change.split, *t0)] -= 1
+    deltas.buckets[(change.split, *t1)] += 1
+
+    # Earlier voters: their others' majority changed.
+    for annotator_id, choice in change.old:
+        before, after = _loo(t0, choice), _loo(t1, choice)
+        if before != after:
+            d = deltas.annotators[annotator_id]
+            d["loo_n"] += (after is not None) - (before is not None)
+            d["loo_agree"] += (after is True) - (before is True)
+
+    longer = "a" if change.len_a > change.len_b else "b" if change.len_b > change.len_a else None
+    for vote in change.new:
+        d = deltas.annotators[vote.annotator_id]
+        category = category_of(vote.choice)
+        decisive = category != "tie"
+        d["votes"] += 1
+        d["decisive"] += decisive
+        d["ties"] += not decisive
+        if decisive and vote.shown_left:
+            d["sided"] += 1
+            d["left_chosen"] += vote.choice == vote.shown_left
+        if decisive and longer:
+            d["longer_decidable"] += 1
+            d["longer_chosen"] += vote.choice == longer
+        if vote.latency_ms is not None:
+            deltas.latencies[vote.annotator_id][latency_bucket(vote.latency_ms)] += 1
+        after = _loo(t1, vote.choice)
+        d["loo_n"] += after is not None
+        d["loo_agree"] += after is True
+        if model_side and decisive:
+            d["model_n"] += 1
+            d["model_agree"] += vote.choice == model_side
+
+    if model_side:
+        m0, m1 = majority_label(n_a=t0[0], n_b=t0[1], n_tie=t0[2]), majority_label(n_a=t1[0], n_b=t1[1], n_tie=t1[2])
+        decisive0, decisive1 = m0 in ("a", "b"), m1 in ("a", "b")
+        deltas.project["model_n"] += decisive1 - decisive0
+        deltas.project["model_agree"] += (m1 == model_side) - (m0 == model_side)
+        two0, two1 = sum(t0) >= 2, sum(t1) >= 2
+        deltas.project["model_n2"] += (decisive1 and two1) - (decisive0 and two0)
+        deltas.project["model_agree2"] += (m1 == model_side and two1) - (m0 == model_side and two0)
+
+
+# --------------------------------------------------------------------------- #
+# Writing
+# --------------------------------------------------------------------------- #
+def project_stats_locked(*, project_id: int) -> ProjectStats:
+    """The project's totals row, locked: it serialises aggregate writers per project
+    (so the bucket and annotator rows below are never locked in two orders)."""
+    ProjectStats.objects.bulk_create([ProjectStats(project_id=project_id)], ignore_conflicts=True)
+    return ProjectStats.objects.select_for_update().get(project_id=project_id)
+
+
+def _model_sides(stats: ProjectStats, changes: Sequence[_PairChange]) -> dict[int, str]:
+    """The active version's pick (a or b) on each changed held-out pair it scored."""
+    test_ids = [c.pair_id for c in changes if c.split == Split.TEST]
+    if stats.active_version_id is None or not test_ids:
+        return {}
+    from rewardmodel.models import PairPrediction  # rewardmodel depends on labeling, not the reverse
+
+    sides = {}
+    for start in range(0, len(test_ids), 500):
+        rows = PairPrediction.objects.filter(
+            version_id=stats.active_version_id, pair_id__in=test_ids[start:start + 500]
+        ).values_list("pair_id", "margin")
+        for pair_id, margin in rows:
+            if pick_of_margin(margin):
+                sides[pair_id] = pick_of_margin(margin)
+    return sides
+
+
+def _write_buckets(project_id: int, buckets: Counter) -> None:
+    for (split, n_a, n_b, n_tie), delta in sorted(buckets.items()):
+        if not delta:
+            continue
+        key = dict(project_id=project_id, split=split, n_a=n_a, n_b=n_b, n_tie=n_tie)
+        if TallyBucket.objects.filter(**key).update(pairs=F("pairs") + delta):
+            continue
+        try:
+            with transaction.atomic():
+                TallyBucket.objects.create(pairs=delta, **key)
+        except IntegrityError:  # created by a concurrent writer since the update
+            TallyBucket.objects.filter(**key).update(pairs=F("pairs") + delta)
+
+
+def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> None:
+    ids = sorted(set(deltas.annotators) | set(deltas.latencies))
+    if not ids:
+        return
+    for start in range(0, len(ids), 2000):
+        chunk = ids[start:start + 2000]
+        AnnotatorStats.objects.bulk_create(
+            [AnnotatorStats(project_id=project_id, annotator_id=i) for i in chunk], ignore_conflicts=True
+        )
+    rows = []
+    for start in range(0, len(ids), 2000):
+        rows += AnnotatorStats.objects.select_for_update().filter(
+            project_id=project_id, annotator_id__in=ids[start:start + 2000]
+        )
+    for row in rows:
+        d = deltas.annotators.get(row.annotator_id, {})
+        for name in _COUNTER_FIELDS:
+            if d.get(name):
+                setattr(row, name, getattr(row, name) + d[name])
+        stats.loo_n += d.get("loo_n", 0)
+        stats.loo_agree += d.get("loo_agree", 0)
+        added = deltas.latencies.get(row.annotator_id)
+        if added:
+            hist = Counter({int(k): v for k, v in row.latency_hist.items()})
+            hist.update(added)
+            row.latency_hist = {str(k): v for k, v in sorted(hist.items())}
+            row.latency_n += sum(added.values())
+            row.median_latency_ms = latency_median(row.latency_hist)
+    for row in rows:  # after all deltas, so each compares against the final pool
+        row.flags = annotator_flags(
+            row, others_loo_n=stats.loo_n - row.loo_n, others_loo_agree=stats.loo_agree - row.loo_agree
+        )
+        row.flag_count = len(row.flags)
+    AnnotatorStats.objects.bulk_update(
+        rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"],
+        batch_size=500,
+    )
+
+
+def _apply(project_id: int, changes: Sequence[_PairChange]) -> None:
+    if not changes:
+        return
+    stats = project_stats_locked(project_id=project_id)
+    sides = _model_sides(stats, changes)
+    deltas = _Deltas()
+    for change in changes:
+        _accumulate(deltas, change, sides.get(change.pair_id))
+    _write_buckets(project_id, deltas.buckets)
+    for name in _PROJECT_FIELDS:
+        setattr(stats, name, getattr(stats, name) + deltas.project[name])
+    _write_annotators(project_id, stats, deltas)
+    stats.save(update_fields=[*_PROJECT_FIELDS, "loo_n", "loo_agree"])
+
+
+def _new_vote(vote: Vote) -> _NewVote:
+    return _NewVote(vote.annotator_id, vote.choice, vote.shown_left, vote.latency_ms)
+
+
+# --------------------------------------------------------------------------- #
+# Hooks called by labeling.services
+# --------------------------------------------------------------------------- #
 def record_vote(*, vote: Vote, pair: Pair) -> None:
-    """Fold one new human vote into the aggregates."""
+    """Fold one new human vote into the aggregates.
+
+    `pair` is as loaded before this vote's counters were added; the earlier
+    votes are read back instead, which is exact on every backend.
+    """
+    old = list(Vote.objects.filter(pair_id=pair.pk).exclude(pk=vote.pk).values_list("annotator_id", "choice"))
+    change = _PairChange(pair.pk, pair.split, len(pair.response_a), len(pair.response_b), old, [_new_vote(vote)])
+    _apply(vote.project_id, [change])
 
 
 def record_imported_votes(*, project: Project, votes: Sequence[Vote], new_pairs: Sequence[Pair]) -> None:
-    """Fold a batch of imported votes into the aggregates."""
+    """Fold a batch of imported votes into the aggregates.
+
+    Pairs in `new_pairs` had no votes before; for other pairs, the votes
+    already stored that are not in this batch are the old state.
+    """
+    if not votes:
+        return
+    by_pair: dict[int, list[Vote]] = defaultdict(list)
+    for vote in votes:
+        by_pair[vote.pair_id].append(vote)
+    info = {p.pk: (p.split, len(p.response_a), len(p.response_b)) for p in new_pairs if p.pk in by_pair}
+    existing = [pk for pk in by_pair if pk not in info]
+    old: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for start in range(0, len(existing), 500):
+        chunk = existing[start:start + 500]
+        rows = (
+            Pair.objects.filter(pk__in=chunk)
+            .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
+            .values_list("pk", "split", "len_a", "len_b")
+        )
+        info.update({pk: (split, la, lb) for pk, split, la, lb in rows})
+        batch = {(v.pair_id, v.annotator_id) for pk in chunk for v in by_pair[pk]}
+        for pair_id, annotator_id, choice in Vote.objects.filter(pair_id__in=chunk).values_list(
+            "pair_id", "annotator_id", "choice"
+        ):
+            if (pair_id, annotator_id) not in batch:
+                old[pair_id].append((annotator_id, choice))
+    changes = [
+        _PairChange(pk, *info[pk], old.get(pk, []), [_new_vote(v) for v in pair_votes])
+        for pk, pair_votes in by_pair.items()
+    ]
+    _apply(project.pk, changes)
+
+
+# --------------------------------------------------------------------------- #
+# Rebuild from the vote table
+# --------------------------------------------------------------------------- #
+def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
+    """Recompute every aggregate of `project` from its votes, in one transaction.
+
+    For a project whose votes predate the dashboard, or after a manual
+    fix of the vote table. Each pair is folded in as all-new votes on an
+    empty pair: the same arithmetic as the live hooks, which is what the
+    tests compare against.
+    """
+    with transaction.atomic():
+        stats = project_stats_locked(project_id=project.pk)
+        TallyBucket.objects.filter(project=project).delete()
+        AnnotatorStats.objects.filter(project=project).delete()
+        for name in (*_PROJECT_FIELDS, "loo_n", "loo_agree"):
+            setattr(stats, name, 0)
+        deltas = _Deltas()
+        pair_ids = list(Pair.objects.filter(project=project, vote_count__gt=0).order_by("pk").values_list("pk", flat=True))
+        for start in range(0, len(pair_ids), chunk_pairs):
+            chunk = pair_ids[start:start + chunk_pairs]
+            info = {
+                pk: (split, la, lb)
+                for pk, split, la, lb in Pair.objects.filter(pk__in=chunk)
+                .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
+                .values_list("pk", "split", "len_a", "len_b")
+            }
+            votes: dict[int, list[_NewVote]] = defaultdict(list)
+            for pair_id, *fields in Vote.objects.filter(pair_id__in=chunk).order_by("pk").values_list(
+                "pair_id", "annotator_id", "choice", "shown_left", "latency_ms"
+            ):
+                votes[pair_id].append(_NewVote(*fields))
+            changes = [_PairChange(pk, *info[pk], [], v) for pk, v in votes.items()]
+            sides = _model_sides(stats, changes)
+            for change in changes:
+                _accumulate(deltas, change, sides.get(change.pair_id))
+        TallyBucket.objects.bulk_create(
+            [
+                TallyBucket(project=project, split=s, n_a=a, n_b=b, n_tie=t, pairs=n)
+                for (s, a, b, t), n in sorted(deltas.buckets.items())
+                if n
+            ],
+            batch_size=500,
+        )
+        for name in _PROJECT_FIELDS:
+            setattr(stats, name, deltas.project[name])
+        _write_annotators(project.pk, stats, deltas)
+        stats.save()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from labeling import selectors, services
 from labeling.api_auth import require_perm
@@ -72,7 +72,7 @@ def next_pair(request: HttpRequest, slug: str):
     project = selectors.project_get_for_labeling(user=request.auth, slug=slug)
     assignment = services.assignment_next(project=project, user=request.auth)
     if assignment is None:
-        return 204, None
+        return Status(204, None)
     pair = assignment.pair
     texts = {"a": pair.response_a, "b": pair.response_b}
     return NextOut(
@@ -96,8 +96,9 @@ def vote(request: HttpRequest, assignment_id: int, payload: VoteIn):
         rationale=payload.rationale,
         latency_ms=payload.latency_ms,
     )
-    return (201 if created else 200), VoteOut(
-        vote_id=vote.pk, choice=vote.choice, shown_left=vote.shown_left, created=created
+    return Status(
+        201 if created else 200,
+        VoteOut(vote_id=vote.pk, choice=vote.choice, shown_left=vote.shown_left, created=created),
     )
 
 

@@ -316,3 +316,65 @@ class ProjectStats(models.Model):
 
     def __str__(self) -> str:
         return f"stats of {self.project_id}"
+
+
+class ImportJob(models.Model):
+    """One dataset upload from the web form, imported by a Celery task (or inline when small).
+
+    The uploaded file waits under VAR_DIR/uploads until the job ends; the
+    counts are those of `labeling.importing.ImportSummary`.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    file_name = models.CharField(max_length=255, help_text="As uploaded; shown, never used as a path.")
+    upload_path = models.CharField(max_length=500, help_text="The stored upload; deleted when the job ends.")
+    file_size = models.BigIntegerField(default=0)
+    format = models.CharField(max_length=10, default="auto")
+    skip_invalid = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=16, blank=True, help_text="checking, then writing.")
+    rows_total = models.PositiveIntegerField(null=True, blank=True, help_text="Known once the check pass ends.")
+    rows_checked = models.PositiveIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    votes = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    skipped_lines = models.JSONField(default=list, blank=True, help_text="The first skipped rows' messages.")
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="importjob_project_time_idx")]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def percent(self) -> int:
+        """Progress for the bar: the check pass is the first tenth, writing the rest."""
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if self.phase == "writing" and self.rows_total:
+            return 10 + int(90 * self.rows_written / self.rows_total)
+        if self.phase == "checking" and self.rows_total:
+            return 10
+        return 0

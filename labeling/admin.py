@@ -1,0 +1,67 @@
+from django.contrib import admin
+
+from labeling.models import Annotator, ApiToken, Assignment, Pair, Project, Vote
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "overlap_target", "allow_tie", "allow_both_bad", "ask_strength", "created_at")
+    search_fields = ("slug", "name")
+    filter_horizontal = ("members",)
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Pair)
+class PairAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "split", "vote_count", "slots_taken", "votes_a", "votes_b", "votes_tie")
+    list_filter = ("project", "split")
+    search_fields = ("external_id", "content_hash")
+    # Counters are maintained by labeling.services; editing them by hand breaks selection.
+    readonly_fields = ("content_hash", "rank", "slots_taken", "vote_count", "votes_a", "votes_b", "votes_tie")
+
+
+@admin.register(Annotator)
+class AnnotatorAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "external_id", "created_at")
+    search_fields = ("user__username", "external_id")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "pair", "annotator", "left", "state", "served_at", "expires_at")
+    list_filter = ("project", "state")
+    raw_id_fields = ("pair", "annotator")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "pair", "annotator", "choice", "shown_left", "strength", "latency_ms", "created_at")
+    list_filter = ("project", "choice")
+    raw_id_fields = ("pair", "annotator", "assignment")
+
+    # Votes are written through labeling.services only, which keeps the counters.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+
+    def has_add_permission(self, request):
+        # Tokens are issued with `manage.py issue_token` or the tokens page,
+        # which shows the raw value once; the admin only lists and revokes.
+        return False

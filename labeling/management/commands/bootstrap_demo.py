@@ -1,0 +1,66 @@
+"""Create the demo users and the demo project (idempotent).
+
+Passwords come from DEMO_ADMIN_PASSWORD, DEMO_REVIEWER_PASSWORD and
+DEMO_ANNOTATOR_PASSWORD when set; otherwise a random one is generated and
+printed once, when the user is created. Later runs leave existing users
+alone unless a password is given in the environment.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from labeling import roles, services
+from labeling.demo import DEMO_INSTRUCTIONS, DEMO_NAME, DEMO_SLUG, demo_records
+from labeling.models import Project
+
+DEMO_USERS = (
+    ("admin", roles.ADMIN, "DEMO_ADMIN_PASSWORD"),
+    ("reviewer", roles.REVIEWER, "DEMO_REVIEWER_PASSWORD"),
+    ("annotator", roles.ANNOTATOR, "DEMO_ANNOTATOR_PASSWORD"),
+)
+
+
+class Command(BaseCommand):
+    help = "Create demo users (admin, reviewer, annotator) and import the demo project."
+
+    def handle(self, *args, **options) -> None:
+        roles.roles_sync()
+        users = {}
+        with transaction.atomic():
+            for username, role, env_var in DEMO_USERS:
+                users[username] = self._ensure_user(username, role, os.environ.get(env_var))
+            project = Project.objects.filter(slug=DEMO_SLUG).first()
+            if project is None:
+                project = services.project_create(
+                    slug=DEMO_SLUG, name=DEMO_NAME, instructions=DEMO_INSTRUCTIONS, allow_tie=True,
+                    allow_both_bad=True,
+                )
+            project.members.add(users["annotator"])
+        counts = services.pairs_import_batch(project=project, records=demo_records(), shuffle_sides=False)
+        self.stdout.write(
+            f"Demo project '{DEMO_SLUG}': {counts.created} pairs created, {counts.duplicates} already there, "
+            f"{counts.votes} simulated votes."
+        )
+
+    def _ensure_user(self, username: str, role: str, password: str | None):
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        created = user is None
+        if created:
+            user = User(username=username, is_staff=(role == roles.ADMIN), is_superuser=(role == roles.ADMIN))
+        if created or password:
+            shown = password or secrets.token_urlsafe(9)
+            user.set_password(shown)
+            user.save()
+            if created and not password:
+                self.stdout.write(self.style.WARNING(f"  created user {username!r} ({role}) with password: {shown}"))
+            elif created:
+                self.stdout.write(f"  created user {username!r} ({role}), password from the environment")
+        user.groups.add(Group.objects.get(name=role))
+        return user

@@ -1,0 +1,99 @@
+"""The JSON labeling API: token or session auth, raw text out, votes in."""
+import json
+
+import pytest
+from django.test import Client
+
+from labeling import services
+from labeling.models import Vote
+
+
+@pytest.fixture
+def token(annotator_user):
+    _, raw = services.api_token_issue(user=annotator_user, name="cli")
+    return raw
+
+
+def api(client, method, path, token=None, body=None):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    if body is not None:
+        return getattr(client, method)(path, data=json.dumps(body), content_type="application/json", **headers)
+    return getattr(client, method)(path, **headers)
+
+
+def test_next_returns_raw_text_and_vote_maps_sides(client, project, pairs, token):
+    # given a pair whose response contains markdown
+    response = api(client, "get", f"/api/v1/projects/{project.slug}/next", token)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) >= {"assignment_id", "prompt", "left", "right"}
+    assert "<p>" not in body["left"]  # raw, not rendered
+    # when the client votes "left"
+    vote = api(client, "post", f"/api/v1/assignments/{body['assignment_id']}/vote", token, {"choice": "left"})
+    # then the stored choice is whichever response was on the left
+    assert vote.status_code == 201
+    stored = Vote.objects.get()
+    left_text = stored.pair.response_a if stored.shown_left == "a" else stored.pair.response_b
+    assert left_text == body["left"]
+    assert stored.choice == stored.shown_left
+
+
+def test_retrying_a_vote_returns_200_and_the_same_vote(client, project, pairs, token):
+    assignment_id = api(client, "get", f"/api/v1/projects/{project.slug}/next", token).json()["assignment_id"]
+    first = api(client, "post", f"/api/v1/assignments/{assignment_id}/vote", token, {"choice": "tie"})
+    again = api(client, "post", f"/api/v1/assignments/{assignment_id}/vote", token, {"choice": "tie"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["vote_id"] == again.json()["vote_id"]
+    assert Vote.objects.count() == 1
+
+
+def test_empty_queue_is_204(client, project, token):
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next", token).status_code == 204
+
+
+def test_vote_on_a_foreign_assignment_is_409(client, project, pairs, token, annotator_user2):
+    theirs = services.assignment_next(project=project, user=annotator_user2)
+    response = api(client, "post", f"/api/v1/assignments/{theirs.pk}/vote", token, {"choice": "left"})
+    assert response.status_code == 409
+    assert "not assigned to you" in response.json()["detail"]
+    assert Vote.objects.count() == 0
+
+
+def test_bad_choice_is_422_and_writes_nothing(client, project, pairs, token):
+    assignment_id = api(client, "get", f"/api/v1/projects/{project.slug}/next", token).json()["assignment_id"]
+    response = api(client, "post", f"/api/v1/assignments/{assignment_id}/vote", token, {"choice": "a"})
+    assert response.status_code == 422
+    assert Vote.objects.count() == 0
+
+
+def test_no_credentials_is_401_and_a_revoked_token_too(client, project, pairs, annotator_user):
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next").status_code == 401
+    token_obj, raw = services.api_token_issue(user=annotator_user, name="old")
+    services.api_token_revoke(token_id=token_obj.pk)
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next", raw).status_code == 401
+
+
+def test_session_auth_needs_csrf_on_post(project, pairs, annotator_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(annotator_user)
+    assignment_id = client.get(f"/api/v1/projects/{project.slug}/next").json()["assignment_id"]
+    url = f"/api/v1/assignments/{assignment_id}/vote"
+    refused = client.post(url, data=json.dumps({"choice": "left"}), content_type="application/json")
+    assert refused.status_code == 403
+    assert Vote.objects.count() == 0
+    client.get("/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    ok = client.post(url, data=json.dumps({"choice": "left"}), content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 201
+
+
+def test_reviewer_cannot_lease_pairs(client, project, pairs, reviewer_user):
+    _, raw = services.api_token_issue(user=reviewer_user, name="r")
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next", raw).status_code == 403
+
+
+def test_openapi_schema_is_served(client, annotator_user):
+    client.force_login(annotator_user)
+    schema = client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/projects/{slug}/next" in schema["paths"]
+    assert "/api/v1/assignments/{assignment_id}/vote" in schema["paths"]

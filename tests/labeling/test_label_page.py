@@ -1,0 +1,163 @@
+"""The labeling page and its HTMX endpoints."""
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.test import Client
+
+from labeling import services
+from labeling.models import Assignment, Vote
+
+XSS_PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[click](javascript:alert(1))",
+    "[click](JaVaScRiPt:alert(1))",
+    "<a href=\"javascript:alert(1)\">x</a>",
+    "<svg onload=alert(1)>",
+    "<iframe src=\"https://evil.example\"></iframe>",
+    "![tracker](https://evil.example/pixel.png)",
+    "<div style=\"background:url(javascript:alert(1))\">x</div>",
+    "<body onload=alert(1)>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "`<script>alert(1)</script>` and ```\n<script>alert(2)</script>\n```",
+    "<details open ontoggle=alert(1)>",
+    "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "<form action=\"https://evil.example\"><input type=submit></form>",
+    "\"><script>alert(1)</script>",
+    "<object data=\"javascript:alert(1)\"></object>",
+    "<a href=\"&#106;avascript:alert(1)\">x</a>",
+]
+
+
+def login(client: Client, user) -> Client:
+    client.force_login(user)
+    return client
+
+
+def test_label_page_shows_instructions_prompt_and_both_responses(client, project, pairs, annotator_user):
+    response = login(client, annotator_user).get(f"/p/{project.slug}/label/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<strong>better</strong>" in html  # instructions rendered as markdown
+    assignment = Assignment.objects.get()
+    pair = assignment.pair
+    left, right = (pair.response_a, pair.response_b) if assignment.left == "a" else (pair.response_b, pair.response_a)
+    assert html.index(left) < html.index(right)
+    assert html.count(pair.prompt) == 1  # the shared prompt shown once
+    assert "labeled by you" in html
+
+
+class _TagCollector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {k: (v or "") for k, v in attrs}))
+
+
+def _active_content(html: str) -> list[str]:
+    """Everything in rendered text that a browser would run, load or submit."""
+    parser = _TagCollector()
+    parser.feed(html)
+    problems = []
+    for tag, attrs in parser.tags:
+        if tag in {"script", "iframe", "img", "svg", "object", "embed", "style", "math", "link", "meta", "base", "form", "input"}:
+            problems.append(tag)
+        for name, value in attrs.items():
+            lowered = value.strip().lower()
+            if name.startswith("on") or name in {"style", "src", "srcdoc", "action", "formaction"}:
+                problems.append(f"{tag}[{name}]")
+            if lowered.startswith(("javascript:", "data:", "vbscript:")):
+                problems.append(f"{tag}[{name}={lowered[:20]}]")
+    return problems
+
+
+@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+def test_untrusted_text_is_rendered_inert(client, project, annotator_user, payload):
+    # given a pair whose prompt and responses are hostile
+    from rewardmodel.training.formats import PreferenceRecord
+
+    record = PreferenceRecord(prompt=f"Q {payload}", response_a=f"A {payload}", response_b=f"B {payload}")
+    services.pairs_import_batch(project=project, records=[record], shuffle_sides=False)
+    # when the annotator opens it
+    html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
+    # then the rendered texts hold nothing that can run, load or submit
+    rendered = re.findall(r'<div class="md">(.*?)</div>', html, flags=re.S)
+    assert len(rendered) == 3  # the prompt turn and both responses
+    for fragment in rendered:
+        assert _active_content(fragment) == [], fragment
+
+
+def test_vote_via_htmx_returns_the_next_card(client, project, pairs, annotator_user):
+    login(client, annotator_user).get(f"/p/{project.slug}/label/")
+    assignment = Assignment.objects.get()
+    response = client.post(
+        f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "right", "latency_ms": "1234"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    vote = Vote.objects.get()
+    assert vote.choice == assignment.right and vote.latency_ms <= 1234
+    next_assignment = Assignment.objects.exclude(pk=assignment.pk).get()
+    assert f'data-assignment="{next_assignment.pk}"' in response.content.decode()
+
+
+def test_vote_without_htmx_redirects_back_to_the_page(client, project, pairs, annotator_user):
+    login(client, annotator_user).get(f"/p/{project.slug}/label/")
+    assignment = Assignment.objects.get()
+    response = client.post(f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "left"})
+    assert response.status_code == 302 and response["Location"] == f"/p/{project.slug}/label/"
+    assert Vote.objects.count() == 1
+
+
+def test_double_post_gives_one_vote(client, project, pairs, annotator_user):
+    login(client, annotator_user).get(f"/p/{project.slug}/label/")
+    assignment = Assignment.objects.get()
+    url = f"/p/{project.slug}/label/{assignment.pk}/vote"
+    first = client.post(url, {"choice": "left"}, HTTP_HX_REQUEST="true")
+    second = client.post(url, {"choice": "left"}, HTTP_HX_REQUEST="true")
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert Vote.objects.count() == 1
+
+
+def test_vote_on_a_pair_not_assigned_to_you_is_409_and_writes_nothing(client, project, pairs, annotator_user, annotator_user2):
+    theirs = services.assignment_next(project=project, user=annotator_user2)
+    response = login(client, annotator_user).post(f"/p/{project.slug}/label/{theirs.pk}/vote", {"choice": "left"})
+    assert response.status_code == 409
+    assert Vote.objects.count() == 0
+
+
+def test_vote_without_csrf_token_is_403(project, pairs, annotator_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(annotator_user)
+    client.get(f"/p/{project.slug}/label/")
+    assignment = Assignment.objects.get()
+    response = client.post(f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "left"})
+    assert response.status_code == 403
+    assert Vote.objects.count() == 0
+    # and with the token it goes through
+    token = client.cookies["csrftoken"].value
+    ok = client.post(f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "left"}, HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 302 and Vote.objects.count() == 1
+
+
+def test_invalid_choice_is_400_and_writes_nothing(client, project, pairs, annotator_user):
+    login(client, annotator_user).get(f"/p/{project.slug}/label/")
+    assignment = Assignment.objects.get()
+    response = client.post(f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "a"})
+    assert response.status_code == 400
+    assert Vote.objects.count() == 0
+
+
+def test_empty_queue_says_so(client, project, annotator_user):
+    html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
+    assert "nothing left for you" in html
+
+
+def test_annotator_cannot_label_a_project_they_are_not_a_member_of(client, project, pairs, django_user_model):
+    from tests.conftest import make_user
+
+    outsider = make_user(django_user_model, "eve", "annotator")
+    assert login(client, outsider).get(f"/p/{project.slug}/label/").status_code == 404
+    assert login(client, outsider).get("/").content.decode().count(f"/p/{project.slug}/label/") == 0

@@ -1,0 +1,85 @@
+"""Deployment checks, login throttling, CSP and deny-by-default."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SECRET_KEY": "x" * 20 + "-production-secret-" + "y" * 40,
+        "DJANGO_SECURE": "1",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "rm.example.org",
+        "APP_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_bad_boolean_in_env_fails_loudly(tmp_path):
+    env = {**os.environ, "DJANGO_SECURE": "maybe", "APP_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "DJANGO_SECURE='maybe' is not a boolean" in result.stderr
+
+
+def test_login_is_throttled_after_repeated_failures(client, annotator_user, settings):
+    # given five wrong passwords
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
+    # when the right password comes next, from the same place
+    response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice"}, REMOTE_ADDR="10.0.0.9")
+    # then it is refused with the lockout page, and no session starts
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_correct_login_works(client, annotator_user):
+    response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice"})
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(annotator_user.pk)
+
+
+def test_content_security_policy_is_enforced(client, annotator_user):
+    client.force_login(annotator_user)
+    response = client.get("/")
+    policy = response["Content-Security-Policy"]
+    assert "Content-Security-Policy-Report-Only" not in response.headers
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "img-src 'self' data:" in policy
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def _all_routes(resolver=None, prefix=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from _all_routes(entry, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry.callback
+
+
+def test_every_page_needs_a_login_unless_marked(db):
+    # Deny by default: the only views open to anonymous users are the login
+    # flow, the admin's own login, and the API (which answers 401 itself).
+    open_views = [route for route, view in _all_routes() if getattr(view, "login_required", True) is False]
+    for route in open_views:
+        assert route.startswith(("accounts/", "admin/", "api/v1/")), route
+
+
+@pytest.mark.parametrize("path", ["/", "/p/demo/label/"])
+def test_anonymous_users_are_sent_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
