@@ -198,6 +198,9 @@ def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) ->
 def project_stats_locked(*, project_id: int) -> ProjectStats:
     """The project's totals row, locked: it serialises aggregate writers per project
     (so the bucket and annotator rows below are never locked in two orders)."""
+    found = ProjectStats.objects.select_for_update().filter(project_id=project_id).first()
+    if found is not None:
+        return found
     ProjectStats.objects.bulk_create([ProjectStats(project_id=project_id)], ignore_conflicts=True)
     return ProjectStats.objects.select_for_update().get(project_id=project_id)
 
@@ -273,10 +276,9 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
     )
 
 
-def _apply(project_id: int, changes: Sequence[_PairChange]) -> None:
-    if not changes:
-        return
-    stats = project_stats_locked(project_id=project_id)
+def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:
+    """Write the changes' deltas; `stats` is the project's row, already locked."""
+    project_id = stats.project_id
     sides = _model_sides(stats, changes)
     deltas = _Deltas()
     for change in changes:
@@ -301,9 +303,12 @@ def record_vote(*, vote: Vote, pair: Pair) -> None:
     `pair` is as loaded before this vote's counters were added; the earlier
     votes are read back instead, which is exact on every backend.
     """
+    # Lock first: a concurrent vote on the same pair then either committed
+    # before (and is read below as an old vote) or waits for this one.
+    stats = project_stats_locked(project_id=vote.project_id)
     old = list(Vote.objects.filter(pair_id=pair.pk).exclude(pk=vote.pk).values_list("annotator_id", "choice"))
     change = _PairChange(pair.pk, pair.split, len(pair.response_a), len(pair.response_b), old, [_new_vote(vote)])
-    _apply(vote.project_id, [change])
+    _apply(stats, [change])
 
 
 def record_imported_votes(*, project: Project, votes: Sequence[Vote], new_pairs: Sequence[Pair]) -> None:
@@ -314,6 +319,7 @@ def record_imported_votes(*, project: Project, votes: Sequence[Vote], new_pairs:
     """
     if not votes:
         return
+    stats = project_stats_locked(project_id=project.pk)  # before reading old votes, as in record_vote
     by_pair: dict[int, list[Vote]] = defaultdict(list)
     for vote in votes:
         by_pair[vote.pair_id].append(vote)
@@ -338,7 +344,7 @@ def record_imported_votes(*, project: Project, votes: Sequence[Vote], new_pairs:
         _PairChange(pk, *info[pk], old.get(pk, []), [_new_vote(v) for v in pair_votes])
         for pk, pair_votes in by_pair.items()
     ]
-    _apply(project.pk, changes)
+    _apply(stats, changes)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,0 +1,50 @@
+"""Dashboard aggregates under concurrent votes on the same pairs, on PostgreSQL."""
+import random
+import threading
+
+import pytest
+from django.db import connection
+
+from labeling import aggregates, services
+from tests.conftest import make_records, make_user
+from tests.rewardmodel.test_dashboard_aggregates import buckets_from_pairs, snapshot
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 12
+
+
+def test_concurrent_votes_leave_aggregates_equal_to_a_rebuild(django_user_model):
+    # given 20 pairs with K=3 and 12 annotators voting at once, ties included
+    project = services.project_create(slug="race-agg", name="Race", overlap_target=3)
+    services.pairs_import_batch(project=project, records=make_records(20), shuffle_sides=False)
+    users = [make_user(django_user_model, f"agg{i}", "annotator") for i in range(THREADS)]
+    project.members.add(*users)
+    barrier = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def annotate(i, user):
+        rng = random.Random(i)
+        try:
+            barrier.wait()
+            while (assignment := services.assignment_next(project=project, user=user)) is not None:
+                services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right", "tie"]))
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when they all vote
+    threads = [threading.Thread(target=annotate, args=(i, u)) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    # then nothing failed and the running aggregates equal a rebuild
+    assert errors == []
+    live = snapshot(project)
+    assert sum(live["buckets"].values()) == 20
+    assert live["buckets"] == buckets_from_pairs(project)
+    aggregates.aggregates_rebuild(project=project)
+    assert live == snapshot(project)
