@@ -321,6 +321,8 @@ class _JsonArrayScanner:
             self._expect_end()
             return
         while True:
+            if self._next_char() == "":
+                raise ReadError(f"line {self.line()}: the file ends inside the JSON array (no closing ']')")
             start = self.line()
             yield start, self._item(start)
             c = self._next_char()

@@ -82,7 +82,9 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(summary.as_dict()))
 
     def _report_skip(self, message: str) -> None:
-        self.stderr.write(f"skipped {message}")
+        from tqdm import tqdm
+
+        tqdm.write(f"skipped {message}", file=self.stderr._out)  # above the bar, not through it
 
 
 def _check_slug(slug: str) -> None:
