@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from config.api import api
+from config.health import healthz
 
 
 def _api_urls():
@@ -15,6 +16,7 @@ def _api_urls():
 
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", _api_urls()),

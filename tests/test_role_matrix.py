@@ -24,6 +24,7 @@ MATRIX = [
     row("post", "/p/{slug}/label/{assignment}/skip", LOGIN, 403, 302, 403, 409),
     row("get", "/p/nope/label/", LOGIN, 403, 404, 403, 404),
     row("get", "/admin/", 302, 302, 302, 302, 200),
+    row("get", "/healthz", 200, 200, 200, 200, 200),
     # API
     row("get", "/api/v1/projects", 401, 200, 200, 200, 200),
     row("get", "/api/v1/projects/{slug}/next", 401, 403, 200, 403, 200),
