@@ -21,4 +21,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", _api_urls()),
     path("", include("labeling.urls")),
+    path("", include("rewardmodel.urls_dashboard")),
 ]

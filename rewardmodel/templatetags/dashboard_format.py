@@ -1,0 +1,51 @@
+"""Number formats for the dashboard: shares as percentages, intervals, sample sizes."""
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pct(value, digits: int = 1) -> str:
+    """0.1234 -> "12.3%"; None -> "–"."""
+    if value is None:
+        return "–"
+    return f"{100 * float(value):.{int(digits)}f}%"
+
+
+@register.filter
+def num(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{float(value):.{int(digits)}f}"
+
+
+@register.filter
+def ci_pct(figure: dict) -> str:
+    """An estimate dict's interval as "[12.1%, 13.4%]"."""
+    lo, hi = (figure or {}).get("ci", [None, None])
+    return "" if lo is None or hi is None else f"[{100 * lo:.1f}%, {100 * hi:.1f}%]"
+
+
+@register.filter
+def ci_num(figure: dict) -> str:
+    lo, hi = (figure or {}).get("ci", [None, None])
+    return "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
+
+
+@register.filter
+def seconds(ms) -> str:
+    return "–" if ms is None else f"{ms / 1000:.1f} s"
+
+
+FLAG_TEXT = {
+    "position_bias": "position bias",
+    "low_agreement": "low agreement with others",
+    "too_fast": "too fast",
+}
+
+
+@register.filter
+def flag_text(code: str) -> str:
+    return FLAG_TEXT.get(code, code.replace("_", " "))
