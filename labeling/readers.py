@@ -342,11 +342,12 @@ class _JsonArrayScanner:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
+                error_line = self.first_line + exc.lineno - 1  # before _more() moves first_line
                 if len(self.buf) - self.pos > self.limit:
                     raise ReadError(f"line {start}: an array item is longer than {self.limit:,} characters") from None
                 if self._more():
                     continue  # most likely the item is cut at the end of the buffer
-                raise ReadError(f"line {self.first_line + exc.lineno - 1}: not valid JSON ({exc.msg})") from None
+                raise ReadError(f"line {error_line}: not valid JSON ({exc.msg})") from None
             except RecursionError:
                 raise ReadError(f"line {start}: values nest too deeply") from None
             except ValueError as exc:

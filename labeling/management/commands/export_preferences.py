@@ -39,7 +39,8 @@ class Command(BaseCommand):
             if bar is None:
                 from tqdm import tqdm
 
-                bar = tqdm(desc="exporting", unit=" rows", total=total, dynamic_ncols=True, mininterval=0.5)
+                bar = tqdm(desc="exporting", unit=" rows", total=total, file=self.stderr._out, dynamic_ncols=True,
+                           mininterval=0.5)
             bar.update(done - bar.n)
 
         try:

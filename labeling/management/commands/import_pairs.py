@@ -56,7 +56,7 @@ class Command(BaseCommand):
             raise CommandError(f"no project {slug!r}; pass --create-project to create it")
         if project is None:
             _check_slug(slug)
-        progress = _Bars(enabled=not options["no_progress"])
+        progress = _Bars(enabled=not options["no_progress"], stream=self.stderr._out)
         try:
             if options["hf"]:
                 source = source_from_hub(options["hf"], split=options["split"] or "train")
@@ -97,8 +97,9 @@ def _check_slug(slug: str) -> None:
 class _Bars:
     """tqdm bars on stderr, one per phase; the importer's progress callback."""
 
-    def __init__(self, *, enabled: bool):
+    def __init__(self, *, enabled: bool, stream):
         self.enabled = enabled
+        self.stream = stream
         self.bar = None
         self.phase = None
 
@@ -110,7 +111,8 @@ class _Bars:
         if phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = tqdm(desc=phase, unit=" rows", total=total, dynamic_ncols=True, mininterval=0.5)
+            self.bar = tqdm(desc=phase, unit=" rows", total=total, file=self.stream, dynamic_ncols=True,
+                            mininterval=0.5)
         if total is not None and self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)
