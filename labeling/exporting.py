@@ -369,6 +369,7 @@ def _save_to_disk(rows: Iterator[dict], staged: Path, tmp: Path, *, fmt: str, wi
     """A datasets folder, built from a parquet file so memory stays bounded."""
     import datasets
 
+    datasets.disable_progress_bars()  # the export's own progress is reported; these would be noise
     parquet = tmp / "rows.parquet"
     n = write_parquet(rows, parquet, fmt=fmt, with_margin=with_margin)
     dataset = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(tmp / "cache"))

@@ -173,3 +173,38 @@ def test_arbitrary_json_rows_are_rejected_clearly_or_stored(project, tmp_path_fa
         assert exc.message.startswith("line 1: ")
     else:
         assert summary.created + summary.duplicates == 1
+
+
+# PostgreSQL refuses what SQLite stores (NUL in text and jsonb, unpaired
+# surrogates): the same property on the stricter database.
+@pytest.mark.postgres
+@pytest.mark.django_db
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(row=rows, fmt=st.sampled_from(["auto", "trl", "pairwise"]))
+def test_arbitrary_json_rows_are_rejected_clearly_or_stored_on_postgresql(project, tmp_path_factory, row, fmt):
+    # given one arbitrary JSON row
+    path = write_jsonl(tmp_path_factory.mktemp("rows") / "row.jsonl", [row])
+    # when
+    try:
+        summary = pairs_import(project=project, source=source_from_path(path), fmt=fmt)
+    # then
+    except ImportFailed as exc:
+        assert exc.message.startswith("line 1: ")
+    else:
+        assert summary.created + summary.duplicates == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("bad", [
+    '{"prompt": "p", "response_a": "a", "response_b": "b", "metadata": {"k": "\\u0000"}}',
+    '{"prompt": "p", "response_a": "a", "response_b": "b", "id": "x\\u0000"}',
+    '{"prompt": "p\\udfff", "response_a": "a", "response_b": "b"}',
+    '{"prompt": "p", "response_a": "a", "response_b": "b", "votes": [{"annotator": "\\ud800", "choice": "a"}]}',
+])
+def test_rows_postgresql_cannot_store_are_refused_before_writing(project, tmp_path, bad):
+    # given
+    path = write_jsonl(tmp_path / "rows.jsonl", [GOOD, bad])
+    # when / then
+    with pytest.raises(ImportFailed, match="line 2: "):
+        pairs_import(project=project, source=source_from_path(path))
+    assert Pair.objects.count() == 0
