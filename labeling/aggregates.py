@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Length
 
@@ -270,10 +270,24 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
             row, others_loo_n=stats.loo_n - row.loo_n, others_loo_agree=stats.loo_agree - row.loo_agree
         )
         row.flag_count = len(row.flags)
-    AnnotatorStats.objects.bulk_update(
-        rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"],
-        batch_size=500,
-    )
+    annotator_stats_update_rows(rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"])
+
+
+def annotator_stats_update_rows(rows: Sequence[AnnotatorStats], names: Sequence[str]) -> None:
+    """One parameterised UPDATE per row through executemany.
+
+    Django's bulk_update builds a CASE expression per field and row, which
+    costs milliseconds per row in Python; this costs microseconds.
+    """
+    if not rows:
+        return
+    fields = [AnnotatorStats._meta.get_field(n) for n in names]
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(AnnotatorStats._meta.db_table)} SET "
+           + ", ".join(f"{qn(f.column)} = %s" for f in fields) + f" WHERE {qn('id')} = %s")
+    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:

@@ -11,7 +11,7 @@ from collections import Counter
 
 from django.db import transaction
 
-from labeling.aggregates import project_stats_locked
+from labeling.aggregates import annotator_stats_update_rows, project_stats_locked
 from labeling.models import AnnotatorStats, Split, Vote
 from rewardmodel.agreement import majority_label, pick_of_margin
 
@@ -72,5 +72,5 @@ def on_version_activated(*, version) -> None:
             for row in rows:
                 row.model_n = per_annotator[row.annotator_id]["n"]
                 row.model_agree = per_annotator[row.annotator_id]["agree"]
-            AnnotatorStats.objects.bulk_update(rows, ["model_n", "model_agree"], batch_size=500)
+            annotator_stats_update_rows(rows, ["model_n", "model_agree"])
 

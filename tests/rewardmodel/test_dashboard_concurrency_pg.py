@@ -48,3 +48,19 @@ def test_concurrent_votes_leave_aggregates_equal_to_a_rebuild(django_user_model)
     assert live["buckets"] == buckets_from_pairs(project)
     aggregates.aggregates_rebuild(project=project)
     assert live == snapshot(project)
+
+
+def test_dashboard_payload_on_postgres(project, django_user_model):
+    # given imported and live votes and an activated version, on PostgreSQL
+    from rewardmodel.dashboard import dashboard_payload
+    from tests.rewardmodel.dashboard_data import populate
+
+    populate(project, django_user_model)
+    live = snapshot(project)
+    # when the aggregates are rebuilt and the payload assembled
+    aggregates.aggregates_rebuild(project=project)
+    payload = dashboard_payload(project=project)
+    # then the running figures equal the rebuild and every figure is there
+    assert live == snapshot(project)
+    assert payload["model_vs_human"]["n"] > 0 and payload["krippendorff_alpha"]["value"] is not None
+    assert payload["annotators"]["rows"][0]["annotator"] == "lefty"
