@@ -7,10 +7,12 @@ DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and DJANGO_SECURE=1.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -216,6 +218,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 10}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Training goes to the `training` queue, served by GPU workers with one
+# process per GPU (--concurrency 1 each); everything else to `default`.
+CELERY_TASK_ROUTES = {"rewardmodel.tasks.train_run": {"queue": "training"}}
+# A fresh child process per task, so a run's GPU and host memory is
+# returned to the system when it ends (the worker flag may override it).
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1, minimum=1)
 
 # --------------------------------------------------------------------------- #
 # The product
@@ -231,6 +239,47 @@ IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, 
 IMPORT_INLINE_MAX_BYTES = env_int("IMPORT_INLINE_MAX_BYTES", 1024 * 1024, minimum=0)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000, minimum=1)
 IMPORT_UPLOAD_DIR = Path(env_str("IMPORT_UPLOAD_DIR", str(VAR_DIR / "uploads"))).resolve()
+
+# Retraining and scoring (docs/retraining.md).
+# RM_TRAIN_PRESET picks the engine defaults a run starts from: "default"
+# (the MiniLM backbone) or "tiny" (a 2-layer random BERT: tests, demos on a
+# laptop); RM_TRAIN_OVERRIDES is a JSON object of TrainConfig fields on top,
+# and each project's RetrainPolicy.train_config goes on top of that.
+RM_TRAIN_PRESET = env_str("RM_TRAIN_PRESET", "default")
+if RM_TRAIN_PRESET not in ("default", "tiny"):
+    raise ImproperlyConfigured(f"RM_TRAIN_PRESET={RM_TRAIN_PRESET!r} is not one of default, tiny")
+try:
+    RM_TRAIN_OVERRIDES = json.loads(env_str("RM_TRAIN_OVERRIDES", "{}"))
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"RM_TRAIN_OVERRIDES is not valid JSON: {exc}") from None
+if not isinstance(RM_TRAIN_OVERRIDES, dict):
+    raise ImproperlyConfigured("RM_TRAIN_OVERRIDES must be a JSON object of TrainConfig fields")
+RM_MIN_TRAIN_PAIRS = env_int("RM_MIN_TRAIN_PAIRS", 8, minimum=1)
+RM_MIN_EVAL_PAIRS = env_int("RM_MIN_EVAL_PAIRS", 1, minimum=1)
+# A running worker writes a heartbeat every RM_HEARTBEAT_SECONDS; the
+# reconciler (a beat task) treats a run silent for RM_HEARTBEAT_TIMEOUT_SECONDS
+# as lost and queues it again until it has had RM_MAX_ATTEMPTS attempts.
+RM_HEARTBEAT_SECONDS = env_float("RM_HEARTBEAT_SECONDS", 2.0)
+RM_HEARTBEAT_TIMEOUT_SECONDS = env_int("RM_HEARTBEAT_TIMEOUT_SECONDS", 120, minimum=1)
+RM_MAX_ATTEMPTS = env_int("RM_MAX_ATTEMPTS", 2, minimum=1)
+# A queued run whose message did not reach the broker is sent again after
+# RM_ENQUEUE_GRACE_SECONDS; one sent long ago (a broker that lost it), after
+# RM_QUEUED_RESEND_SECONDS. Duplicates are harmless: claiming is conditional.
+RM_ENQUEUE_GRACE_SECONDS = env_int("RM_ENQUEUE_GRACE_SECONDS", 15, minimum=0)
+RM_QUEUED_RESEND_SECONDS = env_int("RM_QUEUED_RESEND_SECONDS", 3600, minimum=1)
+# The scheduler leaves a project alone this long after a failed or cancelled run.
+RM_RETRY_BACKOFF_SECONDS = env_int("RM_RETRY_BACKOFF_SECONDS", 1800, minimum=0)
+# Scoring API caps: items per request and their total characters (over
+# either: 413). Django's DATA_UPLOAD_MAX_MEMORY_SIZE caps the body itself.
+RM_SCORE_MAX_ITEMS = env_int("RM_SCORE_MAX_ITEMS", 256, minimum=1)
+RM_SCORE_MAX_CHARS = env_int("RM_SCORE_MAX_CHARS", 1_000_000, minimum=1)
+RM_SCORE_BATCH_SIZE = env_int("RM_SCORE_BATCH_SIZE", 32, minimum=1)
+RM_SCORING_DEVICE = env_str("RM_SCORING_DEVICE", "auto")
+# Torch threads for training and scoring in this process; 0 keeps torch's
+# default (one per core). Tests on a shared 2-core box use 1.
+RM_TORCH_THREADS = env_int("RM_TORCH_THREADS", 0, minimum=0)
+# Models kept loaded per web process (one per project, least recently used out).
+RM_SCORER_CACHE_SIZE = env_int("RM_SCORER_CACHE_SIZE", 2, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,39 @@
+"""Celery tasks: an id comes in, a service is called. Results live in the database.
+
+`train_run` is routed to the `training` queue (settings.CELERY_TASK_ROUTES);
+the two periodic tasks run on `default`, from the PeriodicTask rows that
+migration 0003 creates (editable in the Django admin).
+"""
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from rewardmodel import execution, services
+
+
+class TrainRunTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Reached only if the service itself raised (it records its own
+        # failures): fail the run this message claimed, so its lock is freed.
+        run_id = args[0] if args else kwargs.get("run_id")
+        if run_id is not None:
+            services.training_run_fail_task(run_id=run_id, task_id=task_id, error=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(bind=True, base=TrainRunTask, name="rewardmodel.tasks.train_run", ignore_result=True,
+             acks_late=True, reject_on_worker_lost=True)
+def train_run(self, run_id: int) -> str:
+    return execution.training_run_execute(run_id=run_id, task_id=self.request.id or "",
+                                          host=self.request.hostname or "")
+
+
+@shared_task(name="rewardmodel.tasks.retrain_due_projects", ignore_result=True, soft_time_limit=120, time_limit=180)
+def retrain_due_projects() -> list[int]:
+    return [run.pk for run in services.training_runs_schedule_due()]
+
+
+@shared_task(name="rewardmodel.tasks.reconcile_runs", ignore_result=True, soft_time_limit=120, time_limit=180)
+def reconcile_runs() -> dict:
+    report = services.training_runs_reconcile()
+    return {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled,
+            "resent": report.resent}
