@@ -134,12 +134,11 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
         by_hash[h] = record
 
     with transaction.atomic():
+        found = _pair_ids_by_hash(project, list(by_hash))
         existing = {
             p.content_hash: p
-            for p in Pair.objects.filter(project=project, content_hash__in=list(by_hash)).only(
-                "id", "content_hash", "response_a"
-            )
-        }
+            for p in Pair.objects.filter(pk__in=found.values()).only("id", "content_hash", "response_a")
+        } if found else {}
         counts.duplicates += len(existing)
         annotators = annotators_for_external(
             external_ids={v.annotator for r in by_hash.values() for v in r.votes}
@@ -166,8 +165,7 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
                 "votes_tie": tally["tie"],
             })
         created = _rows_insert(Pair, new_pairs)
-        ids = dict(Pair.objects.filter(project=project, content_hash__in=[p.content_hash for p in created])
-                   .values_list("content_hash", "id"))
+        ids = _pair_ids_by_hash(project, [p.content_hash for p in created])
         for pair in created:
             pair.pk = ids[pair.content_hash]
         counts.created = len(created)
@@ -223,6 +221,26 @@ def _rows_insert(model, rows: list[dict]) -> list:
         cursor.executemany(sql, params)
     attnames = ["id"] + [f.attname for f in fields]
     return [_instance(model, dict(zip(attnames, [None, *row_values])), connection.alias) for row_values in values]
+
+
+def _pair_ids_by_hash(project: Project, hashes: list[str], chunk: int = 2000) -> dict[str, int]:
+    """Ids of the project's pairs with these content hashes (raw SQL: an ORM `__in`
+    over thousands of values spends more time preparing them than querying)."""
+    connection = connections[router.db_for_read(Pair)]
+    qn = connection.ops.quote_name
+    table, hash_col = qn(Pair._meta.db_table), qn(Pair._meta.get_field("content_hash").column)
+    project_col = qn(Pair._meta.get_field("project").column)
+    out: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(hashes), chunk):
+            part = hashes[start:start + chunk]
+            cursor.execute(
+                f"SELECT {hash_col}, {qn('id')} FROM {table} WHERE {project_col} = %s "
+                f"AND {hash_col} IN ({', '.join(['%s'] * len(part))})",
+                [project.pk, *part],
+            )
+            out.update(cursor.fetchall())
+    return out
 
 
 def _instance(model, attrs: dict, alias: str):
