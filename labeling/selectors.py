@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 
 from labeling.errors import NotFound
-from labeling.models import Annotator, Project, Vote
+from labeling.models import Annotator, AnnotatorStats, Project, Vote
 
 
 def user_sees_all_projects(*, user: AbstractBaseUser) -> bool:
@@ -55,3 +55,18 @@ def project_open_pair_count(*, project: Project) -> int:
         value = project.pairs.filter(slots_taken__lt=project.overlap_target).count()
         cache.set(key, value, 30)
     return value
+
+
+def annotator_own_stats(*, project: Project, user: AbstractBaseUser) -> dict:
+    """What an annotator may see about their own work: never anyone else's."""
+    stats = AnnotatorStats.objects.filter(project=project, annotator__user=user).first()
+    if stats is None:
+        return {"votes": 0}
+    return {
+        "votes": stats.votes,
+        "median_seconds": None if stats.median_latency_ms is None else round(stats.median_latency_ms / 1000, 1),
+        "agreement": None if not stats.loo_n else round(100 * stats.loo_agree / stats.loo_n),
+        "agreement_n": stats.loo_n,
+        "left_share": None if not stats.sided else round(100 * stats.left_chosen / stats.sided),
+        "tie_share": None if not stats.votes else round(100 * stats.ties / stats.votes),
+    }

@@ -35,6 +35,7 @@ def _card_context(request: HttpRequest, project) -> dict:
         "project": project,
         "assignment": assignment,
         "done_count": selectors.annotator_vote_count(project=project, user=request.user),
+        "me": selectors.annotator_own_stats(project=project, user=request.user),
         "open_count": selectors.project_open_pair_count(project=project),
     }
     if assignment is not None:

@@ -161,3 +161,17 @@ def test_annotator_cannot_label_a_project_they_are_not_a_member_of(client, proje
     outsider = make_user(django_user_model, "eve", "annotator")
     assert login(client, outsider).get(f"/p/{project.slug}/label/").status_code == 404
     assert login(client, outsider).get("/").content.decode().count(f"/p/{project.slug}/label/") == 0
+
+
+def test_annotator_sees_their_own_stats_only(client, project, pairs, annotator_user, annotator_user2):
+    # given two annotators who both voted
+    for user in (annotator_user, annotator_user2):
+        assignment = services.assignment_next(project=project, user=user)
+        services.vote_submit(assignment_id=assignment.pk, user=user, choice="left", latency_ms=4000)
+    # when alice opens the page
+    html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
+    # then she sees her own figures and not bob's name
+    assert "<strong>1</strong> labeled by you" in html
+    assert "your median time" in html
+    assert "you picked the left side 100% of the time" in html
+    assert "bob" not in html
