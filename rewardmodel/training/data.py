@@ -234,13 +234,26 @@ class Collator:
         if seqs.token_type_ids is not None:
             inputs["token_type_ids"] = types
         real = sum(len(seqs.input_ids[r]) for r in rows)
-        return Batch({k: self._to_device(v) for k, v in inputs.items()}, real, width * len(rows))
+        return Batch({k: self.to_device(v) for k, v in inputs.items()}, real, width * len(rows))
 
-    def _to_device(self, rows: list[list[int]]) -> torch.Tensor:
-        tensor = torch.tensor(rows, dtype=torch.long)
-        if self.device.type == "cuda":  # overlap the copy with the previous step's kernels
+    def to_device(self, values: list, dtype: torch.dtype = torch.long) -> torch.Tensor:
+        tensor = torch.tensor(values, dtype=dtype)
+        if self.device.type == "cuda":  # pinned + non-blocking: the copy overlaps queued kernels
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor
+
+
+def split_by_prompt(pairs: Sequence[TrainingPair], eval_fraction: float,
+                    seed: int = 0) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """(train, eval) with every pair of a prompt on the same side.
+
+    Splitting pairs rather than prompts would score the model on prompts it
+    trained on, and overstate its accuracy.
+    """
+    prompts = sorted({p.prompt for p in pairs})
+    random.Random(seed).shuffle(prompts)
+    held_out = set(prompts[:round(eval_fraction * len(prompts))])
+    return [p for p in pairs if p.prompt not in held_out], [p for p in pairs if p.prompt in held_out]
 
 
 def fingerprint(pairs: Sequence[TrainingPair]) -> str:

@@ -198,7 +198,7 @@ def train_member(k: int, config: TrainConfig, runtime: Runtime, model_config, tr
 
             # forward: chosen rows, then rejected rows, in one pass
             batch = collate(train_data.seqs, train_data.rows(pair_idx))
-            margin = torch.tensor([train_data.margins[i] for i in pair_idx], device=runtime.device)
+            margin = collate.to_device([train_data.margins[i] for i in pair_idx], torch.float32)
             with runtime.autocast():
                 rewards = step_model(**batch.inputs).logits.squeeze(-1).float()
             r_chosen, r_rejected = rewards.chunk(2)

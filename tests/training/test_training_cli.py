@@ -42,6 +42,21 @@ def test_cli_trains_saves_and_prints_json_metrics_last(tmp_path, train_pairs, ev
     assert meta["config"]["seed"] == 3 and meta["config"]["output_dir"] == str(out)
 
 
+def test_torchrun_trains_ddp_replicas_and_rank_zero_saves(tmp_path, train_pairs, eval_pairs):
+    # Two CPU processes over gloo: the same code path as multi-GPU, minus NCCL.
+    train_file, eval_file, config_file = write_files(tmp_path, train_pairs, eval_pairs)
+    out = tmp_path / "model"
+    proc = run_python(["-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardmodel.training",
+                       "--train", str(train_file), "--eval", str(eval_file), "--output", str(out),
+                       "--config", str(config_file), "--epochs", "1"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    json_lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(json_lines) == 1  # only rank 0 prints
+    metrics = json.loads(json_lines[0])
+    assert metrics["world_size"] == 2 and metrics["held_out_accuracy"] is not None
+    assert (out / "model.safetensors").exists() and (out / "reward_meta.json").exists()
+
+
 def test_cli_rejects_unknown_config_fields(tmp_path, train_pairs, eval_pairs):
     train_file, _, config_file = write_files(tmp_path, train_pairs, eval_pairs)
     config_file.write_text(json.dumps({"learning_rate": 1}))

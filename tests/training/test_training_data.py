@@ -108,3 +108,13 @@ def test_collator_pads_to_a_multiple_and_masks_the_padding():
     assert batch.inputs["attention_mask"].sum(dim=1).tolist() == [3, 6]
     assert batch.inputs["token_type_ids"][1].tolist() == [0, 0, 0, 1, 1, 1, 0, 0]
     assert (batch.real_tokens, batch.padded_tokens) == (9, 16)
+
+
+def test_split_by_prompt_keeps_each_prompt_on_one_side():
+    from rewardmodel.training.data import split_by_prompt
+
+    pairs = [TrainingPair(f"prompt {i % 10}", f"good {i}", f"bad {i}") for i in range(50)]
+    train, held_out = split_by_prompt(pairs, 0.2, seed=0)
+    assert len(train) + len(held_out) == 50 and len(held_out) == 10  # 2 of 10 prompts, 5 pairs each
+    assert not {p.prompt for p in train} & {p.prompt for p in held_out}
+    assert split_by_prompt(pairs, 0.2, seed=0) == (train, held_out)
