@@ -7,11 +7,13 @@ from ninja import NinjaAPI
 from labeling.api import router as labeling_router
 from labeling.api_auth import API_AUTH
 from labeling.errors import LabelingError
+from rewardmodel.api import router as retraining_router
 from rewardmodel.api_metrics import router as metrics_router
 
 api = NinjaAPI(title="Preference labeling and reward models", version="1", urls_namespace="api", auth=API_AUTH)
 api.add_router("/", labeling_router)
 api.add_router("/", metrics_router)
+api.add_router("/", retraining_router)
 
 
 @api.exception_handler(LabelingError)

@@ -22,4 +22,5 @@ urlpatterns = [
     path("api/v1/", _api_urls()),
     path("", include("labeling.urls")),
     path("", include("rewardmodel.urls_dashboard")),
+    path("", include("rewardmodel.urls")),
 ]

@@ -22,6 +22,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "labeling.view_project",
         "rewardmodel.view_dashboard",
         "rewardmodel.retrain",
+        "rewardmodel.score",
+        "labeling.add_apitoken",
+        "labeling.change_apitoken",
+        "labeling.view_apitoken",
     ],
 }
 

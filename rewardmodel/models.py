@@ -159,8 +159,8 @@ class RetrainPolicy(models.Model):
 
     @classmethod
     def for_project(cls, project: Project) -> "RetrainPolicy":
-        """The project's policy, or an unsaved one with the defaults."""
-        try:
-            return project.retrain_policy
-        except cls.DoesNotExist:
-            return cls(project=project)
+        """The project's policy as stored now, or an unsaved one with the defaults.
+
+        Read from the database each time: `project.retrain_policy` may be a
+        copy cached before an admin changed it."""
+        return cls.objects.filter(project_id=project.pk).first() or cls(project_id=project.pk)

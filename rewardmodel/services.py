@@ -375,7 +375,7 @@ def training_runs_schedule_due(*, now: datetime | None = None) -> list[TrainingR
     """Queue a run for every project whose policy says it is due (the beat task)."""
     now = now or timezone.now()
     started = []
-    for project in Project.objects.select_related("retrain_policy").order_by("pk"):
+    for project in Project.objects.order_by("pk"):
         policy = RetrainPolicy.for_project(project)
         reason = selectors.retrain_due_reason(project=project, policy=policy, now=now)
         if reason is None:

@@ -15,7 +15,7 @@ import pytest
 
 from labeling import services as labeling_services
 from rewardmodel.training.formats import ImportedVote, PreferenceRecord
-from tests.rewardmodel.workers import Process, start_beat, start_worker
+from tests.rewardmodel.workers import Process, start_worker
 
 
 @pytest.fixture
@@ -50,13 +50,6 @@ def celery_worker(celery_worker_factory) -> Process:
     return celery_worker_factory()
 
 
-@pytest.fixture
-def celery_beat(transactional_db, rm_settings, tmp_path):
-    beat = start_beat(log_dir=tmp_path / "logs")
-    yield beat
-    beat.kill()
-
-
 def labelled_records(n: int = 60, *, tie_every: int = 0, prefix: str = "prompt") -> list[PreferenceRecord]:
     """Pairs whose careful answer (a) wins 2-1; every `tie_every`-th pair splits a/b/tie instead."""
     records = []
@@ -87,3 +80,42 @@ def make_labelled_project(slug: str = "rm", *, n: int = 60, tie_every: int = 7, 
 @pytest.fixture
 def labelled_project(db, rm_settings, annotator_user):
     return make_labelled_project(members=[annotator_user])
+
+
+def _train_tiny_folder(folder, *, seed: int) -> None:
+    """Train the tiny engine preset straight into `folder` (no database, no worker)."""
+    from rewardmodel.training import TrainConfig, train
+    from rewardmodel.training.formats import record_to_training_pair
+
+    pairs = [record_to_training_pair(r) for r in labelled_records(40, tie_every=0)]
+    train(TrainConfig.tiny(seed=seed, epochs=1, output_dir=str(folder)), pairs[:32], pairs[32:])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    """Two small trained model folders (different seeds), shared read-only by the tests."""
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny-models")
+    folders = []
+    for seed in (0, 1):
+        folder = root / f"seed-{seed}"
+        _train_tiny_folder(folder, seed=seed)
+        folders.append(folder)
+    return folders
+
+
+def make_version(project, folder, *, number: int = 1, active: bool = True, metrics: dict | None = None):
+    """A succeeded run and its version pointing at `folder`, as a worker would record them."""
+    from rewardmodel import artifacts
+    from rewardmodel.models import ModelVersion, TrainingRun
+
+    run = TrainingRun.objects.create(project=project, trigger=TrainingRun.Trigger.CLI,
+                                     status=TrainingRun.Status.SUCCEEDED, progress=1.0, promoted=active)
+    return ModelVersion.objects.create(
+        project=project, run=run, number=number, artifact_dir=str(folder), is_active=active,
+        checksums=artifacts.checksums_compute(folder=folder),
+        metrics=metrics if metrics is not None else {"held_out_accuracy": 0.8, "eval_loss": 0.5,
+                                                      "reward_mean": 0.0, "reward_std": 1.0},
+    )

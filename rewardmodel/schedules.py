@@ -1,0 +1,27 @@
+"""The beat schedules of retraining, as editable django-celery-beat rows.
+
+Migration 0003 creates them; `beat_schedules_ensure()` recreates any that
+are missing (after a database flush, say) and leaves edited ones alone.
+"""
+from __future__ import annotations
+
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+# (name, task, every seconds, description); migration 0003 holds a copy.
+SCHEDULES = [
+    ("Retrain projects that are due", "rewardmodel.tasks.retrain_due_projects", 60,
+     "Queues a training run for each project whose RetrainPolicy says it is due (new votes or interval)."),
+    ("Reconcile training runs", "rewardmodel.tasks.reconcile_runs", 30,
+     "Requeues or fails runs whose worker stopped sending heartbeats; resends runs the broker never got."),
+]
+
+
+def beat_schedules_ensure() -> list[PeriodicTask]:
+    out = []
+    for name, task, seconds, description in SCHEDULES:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        periodic, _ = PeriodicTask.objects.get_or_create(
+            name=name, defaults={"task": task, "interval": interval, "description": description, "queue": "default"}
+        )
+        out.append(periodic)
+    return out

@@ -1,0 +1,187 @@
+"""Runs and versions pages, the live run page, and the API tokens page.
+
+Reviewers (rewardmodel.view_dashboard) see runs and versions; retraining,
+cancelling and promoting need rewardmodel.retrain. Views stay thin: they
+call a selector or a service and render, and answer service errors with
+a message on the page they redirect to.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import selectors as labeling_selectors
+from labeling import services as labeling_services
+from labeling.errors import LabelingError, NotFound
+from labeling.models import ApiToken
+from rewardmodel import selectors, services
+from rewardmodel.errors import RunAlreadyActive
+from rewardmodel.models import RetrainPolicy, TrainingRun
+
+
+def runs_viewer_required(view):
+    """Reviewers (view_dashboard) and retrainers see runs; anyone else gets 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if not (request.user.has_perm("rewardmodel.view_dashboard") or request.user.has_perm("rewardmodel.retrain")):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _project(slug: str):
+    try:
+        return labeling_selectors.project_get(slug=slug)
+    except NotFound:
+        raise Http404("No such project.") from None
+
+
+def _run(run_id: int) -> TrainingRun:
+    try:
+        return selectors.training_run_get(run_id=run_id)
+    except NotFound:
+        raise Http404("No such run.") from None
+
+
+def _runs_context(project) -> dict:
+    runs = list(selectors.training_run_list(project=project))
+    versions = list(selectors.model_version_list(project=project))
+    active = next((v for v in versions if v.is_active), None)
+    return {
+        "project": project,
+        "runs": runs,
+        "any_active": any(r.is_active for r in runs),
+        "versions": versions,
+        "active_number": active.number if active else 0,
+    }
+
+
+@require_GET
+@runs_viewer_required
+def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _project(slug)
+    context = _runs_context(project)
+    context["policy"] = RetrainPolicy.for_project(project)
+    return render(request, "rewardmodel/runs.html", context)
+
+
+@require_GET
+@runs_viewer_required
+def runs_table(request: HttpRequest, slug: str) -> HttpResponse:
+    """The runs and versions tables alone: the runs page polls them while a run is active."""
+    return render(request, "rewardmodel/_runs_body.html", _runs_context(_project(slug)))
+
+
+@require_POST
+@permission_required("rewardmodel.retrain", raise_exception=True)
+def run_start(request: HttpRequest, slug: str) -> HttpResponse:
+    project = _project(slug)
+    try:
+        run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user)
+    except RunAlreadyActive as exc:
+        messages.warning(request, f"Already running: run {exc.run.pk} is {exc.run.status}. Watch it here.")
+        return redirect("rewardmodel:run-detail", run_id=exc.run.pk)
+    except LabelingError as exc:
+        messages.error(request, exc.message)
+        return redirect("rewardmodel:runs", slug=project.slug)
+    messages.success(request, f"Run {run.pk} queued.")
+    return redirect("rewardmodel:run-detail", run_id=run.pk)
+
+
+@require_GET
+@runs_viewer_required
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    return render(request, "rewardmodel/run_detail.html", {"run": run, "project": run.project})
+
+
+@require_GET
+@runs_viewer_required
+def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The live part of the run page; HTMX polls it every second until the run ends."""
+    return render(request, "rewardmodel/_run_progress.html", {"run": _run(run_id)})
+
+
+@require_POST
+@permission_required("rewardmodel.retrain", raise_exception=True)
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    try:
+        run = services.training_run_cancel(run=run, user=request.user)
+    except LabelingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, "Cancelled." if run.status == TrainingRun.Status.CANCELLED
+                      else "Cancel requested: the worker stops within seconds.")
+    return redirect("rewardmodel:run-detail", run_id=run.pk)
+
+
+@require_POST
+@permission_required("rewardmodel.retrain", raise_exception=True)
+def version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    try:
+        version = selectors.model_version_get(version_id=version_id)
+    except NotFound:
+        raise Http404("No such version.") from None
+    try:
+        services.model_version_activate(version=version, user=request.user)
+    except LabelingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Version {version.number} is live.")
+    return redirect("rewardmodel:runs", slug=version.project.slug)
+
+
+# --------------------------------------------------------------------------- #
+# API tokens
+# --------------------------------------------------------------------------- #
+def _tokens_context(**extra) -> dict:
+    return {
+        "tokens": ApiToken.objects.select_related("user").order_by("-created_at"),
+        "users": get_user_model().objects.filter(is_active=True).order_by("username"),
+        **extra,
+    }
+
+
+@require_GET
+@permission_required("labeling.add_apitoken", raise_exception=True)
+def tokens_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "rewardmodel/tokens.html", _tokens_context())
+
+
+@require_POST
+@permission_required("labeling.add_apitoken", raise_exception=True)
+def token_issue(request: HttpRequest) -> HttpResponse:
+    """Issue a token and show its raw value in this response only; it is never stored."""
+    user = get_user_model().objects.filter(pk=request.POST.get("user") or None, is_active=True).first()
+    try:
+        if user is None:
+            raise LabelingError("Pick the user the token acts as.")
+        token, raw = labeling_services.api_token_issue(user=user, name=request.POST.get("name", ""))
+    except LabelingError as exc:
+        return render(request, "rewardmodel/tokens.html", _tokens_context(error=exc.message), status=400)
+    response = render(request, "rewardmodel/tokens.html", _tokens_context(issued=token, raw_token=raw))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@permission_required("labeling.change_apitoken", raise_exception=True)
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        labeling_services.api_token_revoke(token_id=token_id)
+    except LabelingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Token revoked.")
+    return redirect(reverse("rewardmodel:tokens"))

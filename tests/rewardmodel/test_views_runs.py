@@ -1,0 +1,152 @@
+"""Runs, run and tokens pages: permissions, buttons, messages, polling."""
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import ApiToken
+from rewardmodel import services
+from rewardmodel.models import ModelVersion, TrainingRun
+from tests.rewardmodel.conftest import make_version
+
+Status = TrainingRun.Status
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr(services, "training_run_enqueue", lambda *, run_id: True)
+
+
+def _runs_url(project):
+    return reverse("rewardmodel:runs", args=[project.slug])
+
+
+def test_annotators_get_403_on_every_run_page(client, labelled_project, annotator_user):
+    run = services.training_run_request(project=labelled_project, trigger="admin")
+    client.force_login(annotator_user)
+    for url in (_runs_url(labelled_project), reverse("rewardmodel:run-detail", args=[run.pk]),
+                reverse("rewardmodel:run-progress", args=[run.pk]),
+                reverse("rewardmodel:runs-table", args=[labelled_project.slug])):
+        assert client.get(url).status_code == 403
+    for url in (reverse("rewardmodel:run-start", args=[labelled_project.slug]),
+                reverse("rewardmodel:run-cancel", args=[run.pk])):
+        assert client.post(url).status_code == 403
+    assert TrainingRun.objects.get().status == Status.QUEUED
+
+
+def test_reviewer_sees_runs_and_versions_without_buttons(client, labelled_project, reviewer_user, tiny_model_dirs):
+    make_version(labelled_project, tiny_model_dirs[0], number=1, active=False)
+    make_version(labelled_project, tiny_model_dirs[1], number=2, active=True)
+    client.force_login(reviewer_user)
+    page = client.get(_runs_url(labelled_project)).content.decode()
+    assert "Model versions" in page and "v2" in page and 'data-testid="active-version"' in page
+    assert "Retrain now" not in page and "Roll back" not in page
+    assert client.post(reverse("rewardmodel:run-start", args=[labelled_project.slug])).status_code == 403
+
+
+def test_admin_retrain_button_queues_a_run_then_says_already_running(client, labelled_project, admin_user):
+    # given an admin on the runs page, which offers "Retrain now"
+    client.force_login(admin_user)
+    assert "Retrain now" in client.get(_runs_url(labelled_project)).content.decode()
+    # when they press it
+    response = client.post(reverse("rewardmodel:run-start", args=[labelled_project.slug]))
+    # then a run is queued and they land on its page, which polls for progress
+    run = TrainingRun.objects.get()
+    assert run.trigger == "admin" and run.requested_by == admin_user
+    assert response.url == reverse("rewardmodel:run-detail", args=[run.pk])
+    page = client.get(response.url).content.decode()
+    assert 'hx-trigger="every 1s"' in page and "Cancel run" in page
+    # when they press it again
+    again = client.post(reverse("rewardmodel:run-start", args=[labelled_project.slug]), follow=True)
+    # then no second run: they are told it is already running, on its page
+    assert TrainingRun.objects.count() == 1
+    assert f"Already running: run {run.pk} is queued" in again.content.decode()
+    assert again.redirect_chain[-1][0] == reverse("rewardmodel:run-detail", args=[run.pk])
+
+
+def test_runs_body_polls_only_while_a_run_is_active(client, labelled_project, admin_user):
+    client.force_login(admin_user)
+    table = reverse("rewardmodel:runs-table", args=[labelled_project.slug])
+    assert b"every 2s" not in client.get(table).content
+    run = services.training_run_request(project=labelled_project, trigger="admin")
+    assert b"every 2s" in client.get(table).content
+    services.training_run_cancel(run=run)
+    assert b"every 2s" not in client.get(table).content
+
+
+def test_finished_run_page_shows_metrics_and_stops_polling(client, labelled_project, reviewer_user, tiny_model_dirs):
+    version = make_version(labelled_project, tiny_model_dirs[0])
+    TrainingRun.objects.filter(pk=version.run_id).update(
+        metrics={"held_out_accuracy": 0.8125, "held_out_accuracy_ci": [0.7, 0.9], "eval_loss": 0.41},
+        promotion_note="Promoted: first version (held-out accuracy 0.812).")
+    client.force_login(reviewer_user)
+    page = client.get(reverse("rewardmodel:run-progress", args=[version.run_id])).content.decode()
+    assert "0.812" in page and "Promoted: first version" in page
+    assert "hx-trigger" not in page and "Cancel run" not in page
+
+
+def test_cancel_button_cancels_a_queued_run(client, labelled_project, admin_user):
+    run = services.training_run_request(project=labelled_project, trigger="admin")
+    client.force_login(admin_user)
+    response = client.post(reverse("rewardmodel:run-cancel", args=[run.pk]), follow=True)
+    assert "Cancelled." in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+
+
+def test_rollback_button_makes_an_older_version_live(client, labelled_project, admin_user, tiny_model_dirs):
+    old = make_version(labelled_project, tiny_model_dirs[0], number=1, active=False)
+    make_version(labelled_project, tiny_model_dirs[1], number=2, active=True)
+    client.force_login(admin_user)
+    assert "Roll back to v1" in client.get(_runs_url(labelled_project)).content.decode()
+    response = client.post(reverse("rewardmodel:version-activate", args=[old.pk]), follow=True)
+    assert "Version 1 is live." in response.content.decode()
+    assert ModelVersion.objects.get(is_active=True) == old
+
+
+def test_home_page_links_to_runs_for_reviewers_not_annotators(client, labelled_project, reviewer_user,
+                                                             annotator_user):
+    client.force_login(reviewer_user)
+    assert _runs_url(labelled_project) in client.get("/").content.decode()
+    client.force_login(annotator_user)
+    assert _runs_url(labelled_project) not in client.get("/").content.decode()
+
+
+def test_admin_issues_a_token_shown_once_and_revokes_it(client, admin_user, reviewer_user):
+    # given an admin on the tokens page
+    client.force_login(admin_user)
+    assert client.get(reverse("rewardmodel:tokens")).status_code == 200
+    # when they issue a token for the reviewer
+    response = client.post(reverse("rewardmodel:token-issue"), {"user": reviewer_user.pk, "name": "ci"})
+    # then the raw token is on that response only, and it works against the API
+    token = ApiToken.objects.get()
+    raw = response.context["raw_token"]
+    assert raw.startswith(token.prefix) and raw in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    assert raw not in client.get(reverse("rewardmodel:tokens")).content.decode()
+    api = Client()  # no session: the token alone
+    assert api.get("/api/v1/projects", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    # when they revoke it, it stops working
+    client.post(reverse("rewardmodel:token-revoke", args=[token.pk]))
+    assert api.get("/api/v1/projects", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+
+
+def test_token_pages_are_admin_only_and_bad_input_writes_nothing(client, admin_user, reviewer_user):
+    client.force_login(reviewer_user)
+    assert client.get(reverse("rewardmodel:tokens")).status_code == 403
+    assert client.post(reverse("rewardmodel:token-issue"), {"user": reviewer_user.pk, "name": "x"}).status_code == 403
+    client.force_login(admin_user)
+    assert client.post(reverse("rewardmodel:token-issue"), {"user": reviewer_user.pk, "name": " "}).status_code == 400
+    assert client.post(reverse("rewardmodel:token-issue"), {"user": 99999, "name": "x"}).status_code == 400
+    assert not ApiToken.objects.exists()
+
+
+def test_pages_send_no_inline_script_or_style(client, labelled_project, admin_user, tiny_model_dirs):
+    make_version(labelled_project, tiny_model_dirs[0])
+    run = services.training_run_request(project=labelled_project, trigger="admin")
+    client.force_login(admin_user)
+    for url in (_runs_url(labelled_project), reverse("rewardmodel:run-detail", args=[run.pk]),
+                reverse("rewardmodel:tokens")):
+        html = client.get(url).content.decode()
+        assert " style=" not in html and "<script>" not in html and " onclick" not in html
