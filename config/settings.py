@@ -278,6 +278,8 @@ RM_SCORING_DEVICE = env_str("RM_SCORING_DEVICE", "auto")
 # Torch threads for training and scoring in this process; 0 keeps torch's
 # default (one per core). Tests on a shared 2-core box use 1.
 RM_TORCH_THREADS = env_int("RM_TORCH_THREADS", 0, minimum=0)
+# Workers import torch and the engine once, before forking task processes.
+RM_PRELOAD_ENGINE = env_bool("RM_PRELOAD_ENGINE", True)
 # Models kept loaded per web process (one per project, least recently used out).
 RM_SCORER_CACHE_SIZE = env_int("RM_SCORER_CACHE_SIZE", 2, minimum=1)
 

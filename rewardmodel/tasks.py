@@ -6,9 +6,26 @@ migration 0003 creates (editable in the Django admin).
 """
 from __future__ import annotations
 
+import importlib
+
 from celery import Task, shared_task
+from celery.signals import worker_init
+from django.conf import settings
 
 from rewardmodel import execution, services
+
+
+@worker_init.connect
+def preload_engine(**kwargs) -> None:
+    """Import torch, transformers and the engine in the worker's main process.
+
+    Each task runs in a fresh child (max tasks per child 1), forked from this
+    process: preloaded here, a run does not pay the seconds of importing them.
+    Nothing runs on a device here, so forking stays safe (CUDA starts in the child).
+    """
+    if settings.RM_PRELOAD_ENGINE:
+        importlib.import_module("rewardmodel.training").train  # noqa: B018  (the lazy import)
+        importlib.import_module("rewardmodel.training").RewardScorer  # noqa: B018
 
 
 class TrainRunTask(Task):

@@ -69,12 +69,14 @@ def worker_env(*, redis_url: str | None = None, extra: dict[str, str] | None = N
         DJANGO_SETTINGS_MODULE="config.settings",
         REDIS_URL=redis_url or os.environ["REDIS_URL"],
         MODEL_ARTIFACTS_DIR=str(settings.MODEL_ARTIFACTS_DIR),
-        RM_TRAIN_PRESET=getattr(settings, "RM_TRAIN_PRESET", "tiny"),
-        RM_HEARTBEAT_SECONDS="0.3",
+        # The same retraining settings as this process (tests set them with
+        # the `rm_settings` fixture: tiny preset, fast heartbeat, one thread).
+        RM_TRAIN_PRESET=str(settings.RM_TRAIN_PRESET),
+        RM_HEARTBEAT_SECONDS=str(settings.RM_HEARTBEAT_SECONDS),
+        RM_TORCH_THREADS=str(settings.RM_TORCH_THREADS),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         PYTHONUNBUFFERED="1",
-        RM_TORCH_THREADS=str(getattr(settings, "RM_TORCH_THREADS", 1) or 1),
     )
     env.update(extra or {})
     return env
