@@ -19,6 +19,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import torch
@@ -158,7 +159,7 @@ class EncodedPairs:
         chosen, rejected = list(pair_idx), [n + i for i in pair_idx]
         return rejected + chosen if swap else chosen + rejected
 
-    @property
+    @cached_property
     def pair_lengths(self) -> list[int]:
         """Both sides of a pair share a batch row length, so the longer one counts."""
         ids, n = self.seqs.input_ids, len(self)

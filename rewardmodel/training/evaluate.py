@@ -78,6 +78,11 @@ def finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def accuracy(margins: np.ndarray) -> float | None:
+    """Share of pairs whose chosen side scores higher."""
+    return float((margins > 0).mean()) if len(margins) else None
+
+
 def bootstrap_ci(correct: np.ndarray, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> list[float | None]:
     """95% percentile bootstrap interval of the mean of 0/1 outcomes."""
     if len(correct) == 0:
@@ -141,7 +146,7 @@ def pair_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, chosen_tokens: Se
     rewards = np.concatenate([r_chosen, r_rejected])
     mean, std = (rewards.mean(), rewards.std()) if n else (None, None)
     return {
-        "held_out_accuracy": finite(correct.mean()) if n else None,
+        "held_out_accuracy": accuracy(margins),
         "held_out_accuracy_ci": bootstrap_ci(correct, seed),
         # plain Bradley-Terry NLL, no margin: comparable across configs
         "eval_loss": finite(np.logaddexp(0.0, -margins).mean()) if n else None,

@@ -17,14 +17,14 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from .config import TrainConfig
 from .data import Collator, EncodedPairs, PairEncoder, fingerprint, length_grouped_batches
-from .evaluate import (disagreement_summary, ensemble_margins, finite, pair_metrics, score_pairs,
+from .evaluate import (accuracy, disagreement_summary, ensemble_margins, finite, pair_metrics, score_pairs,
                        swap_max_abs_diff)
 from .formats import TrainingPair
 from .loss import bradley_terry_loss, margin_for
@@ -62,7 +62,7 @@ class MemberResult:
     seed: int
     eval_rewards: tuple[np.ndarray, np.ndarray]  # (chosen, rejected) per eval pair
     sample_rewards: tuple[np.ndarray, np.ndarray]  # the same on the train sample
-    swap_max_abs_diff: float | None
+    swap_max_abs_diff: float
     epochs_run: float
 
 
@@ -99,52 +99,47 @@ def train(config: TrainConfig, train_pairs: Sequence[TrainingPair], eval_pairs: 
     members = [train_member(k, config, runtime, model_config, train_data, eval_data, train_sample,
                             collate, clock, report) for k in range(config.ensemble)]
 
-    # ---- metrics ----------------------------------------------------------
+    # ---- metrics: the ensemble's rewards are its members' mean -------------
     report.fraction = 1.0  # every member is done (some may have stopped early)
     report("eval", 0, 1)
-    eval_chosen = np.mean([m.eval_rewards[0] for m in members], axis=0)
-    eval_rejected = np.mean([m.eval_rewards[1] for m in members], axis=0)
+    eval_chosen, eval_rejected = (np.mean([m.eval_rewards[i] for m in members], axis=0) for i in (0, 1))
+    sample_chosen, sample_rejected = (np.mean([m.sample_rewards[i] for m in members], axis=0) for i in (0, 1))
     member_margins = np.array([m.eval_rewards[0] - m.eval_rewards[1] for m in members])
     eval_margins, spread = ensemble_margins(member_margins)
-    metrics = pair_metrics(eval_chosen, eval_rejected, *eval_data.response_tokens(), seed=config.seed)
-    metrics.update(disagreement_summary(member_margins, spread))
-    sample_margins = np.mean([m.sample_rewards[0] - m.sample_rewards[1] for m in members], axis=0)
-    swaps = [m.swap_max_abs_diff for m in members if m.swap_max_abs_diff is not None]
-    metrics.update(
-        train_accuracy=finite((sample_margins > 0).mean()),
-        swap_max_abs_diff=max(swaps) if swaps else None,
+    swaps = [m.swap_max_abs_diff for m in members]
+    metrics = {
+        **pair_metrics(eval_chosen, eval_rejected, *eval_data.response_tokens(), seed=config.seed),
+        **disagreement_summary(member_margins, spread),
+        "member_accuracies": [accuracy(margins) for margins in member_margins],
+        "train_accuracy": accuracy(sample_chosen - sample_rejected),
+        "swap_max_abs_diff": max(swaps),
         **clock.summary(),
-        truncated_pairs=train_data.truncated_pairs,
-        eval_truncated_pairs=eval_data.truncated_pairs,
-        n_train=len(train_pairs),
-        n_eval=len(eval_pairs),
-        epochs_run=max(m.epochs_run for m in members),
-        ensemble=config.ensemble,
-        member_accuracies=[finite(((m.eval_rewards[0] - m.eval_rewards[1]) > 0).mean()) if eval_pairs else None
-                           for m in members],
-        device=str(runtime.device),
-        bf16=runtime.bf16,
-        compiled=runtime.compile,
-        world_size=runtime.world_size,
-    )
+        "truncated_pairs": train_data.truncated_pairs,
+        "eval_truncated_pairs": eval_data.truncated_pairs,
+        "n_train": len(train_pairs),
+        "n_eval": len(eval_pairs),
+        "epochs_run": max(m.epochs_run for m in members),
+        "ensemble": config.ensemble,
+        "device": str(runtime.device),
+        "bf16": runtime.bf16,
+        "compiled": runtime.compile,
+        "world_size": runtime.world_size,
+    }
 
     # ---- save -------------------------------------------------------------
     if config.output_dir and runtime.is_main:
         report("save", 0, 1)
         # Normalised scores use the eval rewards; with no eval pairs, the train sample's.
-        if eval_pairs:
-            mean, std, source = metrics["reward_mean"], metrics["reward_std"], "eval"
-        else:
-            sample = np.concatenate([np.mean([m.sample_rewards[i] for m in members], axis=0) for i in (0, 1)])
-            mean, std, source = finite(sample.mean()), finite(sample.std()), "train_sample"
+        source = "eval" if eval_pairs else "train_sample"
+        rewards = np.concatenate([eval_chosen, eval_rejected] if eval_pairs else [sample_chosen, sample_rejected])
         tokenizer.save_pretrained(config.output_dir)
         write_meta(config.output_dir, {
             "config": config.to_dict(),
             "input_format": encoder.input_format,
             "train_data_sha256": fingerprint(train_pairs),
             "eval_data_sha256": fingerprint(eval_pairs),
-            "reward_mean": mean,
-            "reward_std": std,
+            "reward_mean": finite(rewards.mean()),
+            "reward_std": finite(rewards.std()),
             "normalization_source": source,
             "members": [{"path": member_dir(k), "seed": m.seed} for k, m in enumerate(members)],
             "metrics": metrics,
@@ -175,6 +170,8 @@ def train_member(k: int, config: TrainConfig, runtime: Runtime, model_config, tr
     pool = [rng.randrange(n) for _ in range(n)] if config.bootstrap else list(range(n))
     lengths = [train_data.pair_lengths[i] for i in pool]
     steps_per_epoch = len(length_grouped_batches(lengths, config.batch_size, seed)) // runtime.world_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{n} pairs make fewer batches than the {runtime.world_size} processes")
     total_steps = config.epochs * steps_per_epoch
     report.start_member(k, total_steps, config.ensemble)
 
@@ -185,65 +182,57 @@ def train_member(k: int, config: TrainConfig, runtime: Runtime, model_config, tr
 
     running = torch.zeros(2, device=runtime.device)  # loss sum, correctly ordered pairs
     running_pairs = step = 0
-    for epoch in range(config.epochs):
-        batches = length_grouped_batches(lengths, config.batch_size, seed=seed * 1_000_003 + epoch)
-        # Under torchrun, each rank takes every world_size-th batch, and all
-        # ranks take the same number, so their all-reduces pair up.
-        batches = batches[runtime.rank::runtime.world_size][:steps_per_epoch]
-        for batch_idx in batches:
-            pair_idx = [pool[i] for i in batch_idx]
-            lr = learning_rate(step, total_steps, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+    for epoch, batch_idx in batch_schedule(lengths, config, seed, runtime, steps_per_epoch):
+        pair_idx = [pool[i] for i in batch_idx]
+        lr = learning_rate(step, total_steps, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
-            # forward: chosen rows, then rejected rows, in one pass
-            batch = collate(train_data.seqs, train_data.rows(pair_idx))
-            margin = collate.to_device([train_data.margins[i] for i in pair_idx], torch.float32)
-            with runtime.autocast():
-                rewards = step_model(**batch.inputs).logits.squeeze(-1).float()
-            r_chosen, r_rejected = rewards.chunk(2)
-            loss = bradley_terry_loss(r_chosen, r_rejected, margin, config.center_rewards_coef)
+        # forward: chosen rows, then rejected rows, in one pass
+        batch = collate(train_data.seqs, train_data.rows(pair_idx))
+        margin = collate.to_device([train_data.margins[i] for i in pair_idx], torch.float32)
+        with runtime.autocast():
+            rewards = step_model(**batch.inputs).logits.squeeze(-1).float()
+        r_chosen, r_rejected = rewards.chunk(2)
+        loss = bradley_terry_loss(r_chosen, r_rejected, margin, config.center_rewards_coef)
 
-            # backward and update
-            loss.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
+        # backward and update
+        loss.backward()
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
 
-            # bookkeeping, on the device: no host sync here
-            with torch.no_grad():
-                running += torch.stack([loss.detach() * len(pair_idx), (r_chosen > r_rejected).sum()])
-            running_pairs += len(pair_idx)
-            clock.step_done(step, len(pair_idx), batch)
-            log_now = step % config.log_interval == 0 or step == total_steps
-            if log_now:
-                loss_sum, correct = running.tolist()  # the one host sync per log_interval
-                report.metrics = {"member": k, "epoch": epoch + 1, "lr": lr,
-                                  "train_loss": loss_sum / running_pairs,
-                                  "train_batch_accuracy": correct / running_pairs}
-                running.zero_()
-                running_pairs = 0
-            report("train", step, total_steps, sync_point=log_now)
+        # bookkeeping, on the device: no host sync here
+        with torch.no_grad():
+            running += torch.stack([loss.detach() * len(pair_idx), (r_chosen > r_rejected).sum()])
+        running_pairs += len(pair_idx)
+        clock.step_done(step, len(pair_idx), batch)
+        log_now = step % config.log_interval == 0 or step == total_steps
+        if log_now:
+            loss_sum, correct = running.tolist()  # the one host sync per log_interval
+            report.metrics = {**report.metrics, "member": k, "epoch": epoch + 1, "lr": lr,
+                              "train_loss": loss_sum / running_pairs,
+                              "train_batch_accuracy": correct / running_pairs}
+            running.zero_()
+            running_pairs = 0
+        report("train", step, total_steps, sync_point=log_now)
 
-            if early_stopping and (step % eval_every == 0 or step == total_steps):
-                clock.pause()
-                report("eval", step, total_steps)
-                eval_rewards = score_pairs(model, eval_data, eval_idx, config.eval_batch_size, collate, runtime)
-                accuracy = float((eval_rewards[0] > eval_rewards[1]).mean())
-                report.metrics = {**report.metrics, "eval_accuracy": accuracy}
-                clock.resume()
-                if accuracy > best_accuracy:
-                    best_accuracy, best_rewards, evals_since_best = accuracy, eval_rewards, 0
-                    best_state = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
-                else:
-                    evals_since_best += 1
-                    if evals_since_best >= config.early_stopping_patience:
-                        break
-        else:
-            continue
-        break  # early stop: leave the epoch loop too
+        if early_stopping and (step % eval_every == 0 or step == total_steps):
+            clock.pause()
+            report("eval", step, total_steps)
+            eval_rewards = score_pairs(model, eval_data, eval_idx, config.eval_batch_size, collate, runtime)
+            eval_accuracy = accuracy(eval_rewards[0] - eval_rewards[1])
+            report.metrics = {**report.metrics, "eval_accuracy": eval_accuracy}
+            clock.resume()
+            if eval_accuracy > best_accuracy:
+                best_accuracy, best_rewards, evals_since_best = eval_accuracy, eval_rewards, 0
+                best_state = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
+            else:
+                evals_since_best += 1
+                if evals_since_best >= config.early_stopping_patience:
+                    break
     clock.member_done()
 
     # ---- score the member ----------------------------------------------------
@@ -254,13 +243,27 @@ def train_member(k: int, config: TrainConfig, runtime: Runtime, model_config, tr
     else:
         eval_rewards = score_pairs(model, eval_data, eval_idx, config.eval_batch_size, collate, runtime)
     sample_rewards = score_pairs(model, train_data, train_sample, config.eval_batch_size, collate, runtime)
-    swap_data, swap_idx = (eval_data, eval_idx) if len(eval_data) else (train_data, train_sample)
+    swap_data, swap_idx = (eval_data, eval_idx) if eval_idx else (train_data, list(range(n)))
     swap = swap_max_abs_diff(model, swap_data, swap_idx[:config.eval_batch_size], config.eval_batch_size,
                              collate, runtime)
     if config.output_dir and runtime.is_main:
         report("save", 0, 1)
         save_member(model, config.output_dir, k)
     return MemberResult(seed, eval_rewards, sample_rewards, swap, epochs_run=round(step / steps_per_epoch, 2))
+
+
+def batch_schedule(lengths: list[int], config: TrainConfig, seed: int, runtime: Runtime,
+                   steps_per_epoch: int) -> Iterator[tuple[int, list[int]]]:
+    """(epoch, batch) for every optimizer step of this process.
+
+    Each epoch draws fresh length-grouped batches. Under torchrun, each rank
+    takes every world_size-th batch, and all ranks take the same number, so
+    their gradient all-reduces pair up.
+    """
+    for epoch in range(config.epochs):
+        batches = length_grouped_batches(lengths, config.batch_size, seed=seed * 1_000_003 + epoch)
+        for batch_idx in batches[runtime.rank::runtime.world_size][:steps_per_epoch]:
+            yield epoch, batch_idx
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, runtime: Runtime) -> torch.optim.Optimizer:
@@ -298,6 +301,7 @@ class Reporter:
         self.fraction = 0.0  # moves with the optimizer steps only, so it never goes back
 
     def start_member(self, k: int, member_steps: int, members: int) -> None:
+        self.metrics = {}
         self.done_before = k * member_steps
         self.total_steps = max(1, member_steps * members)
 
