@@ -116,7 +116,8 @@ def run_engine(args, backbone: str, random_init: bool, train_pairs, eval_pairs) 
     from rewardmodel.training import TrainConfig, train
 
     config = TrainConfig(backbone=backbone, random_init=random_init, max_length=args.max_length,
-                         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+                         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                         train_eval_pairs=0)  # no train-accuracy pass: not part of either recipe's timing
     m = train(config, train_pairs, eval_pairs).metrics
     return {"pairs_per_second": m["pairs_per_second"], "tokens_per_second": m["tokens_per_second"],
             "pad_fraction": m["pad_fraction"], "held_out_accuracy": m["held_out_accuracy"],

@@ -68,29 +68,24 @@ class PairEncoder:
         self._backend = copy.deepcopy(tokenizer.backend_tokenizer)
         self._backend.no_padding()
         self._backend.no_truncation()
-        self.chat = tokenizer.chat_template is not None
-        self._pair_specials = 0 if self.chat else tokenizer.num_special_tokens_to_add(pair=True)
-        # Tokenizers without pair special tokens (GPT-2 style) get a
-        # separator and a closing token, so prompt and reply stay apart and
-        # a decoder reads its reward off a fixed last token.
-        self._separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-        if not self.chat and self._pair_specials == 0 and self._separator is None:
-            raise ValueError("the tokenizer has no chat template, no pair template and no sep/eos token "
-                             "to separate the prompt from the response")
+        if tokenizer.chat_template is not None:
+            self.input_format, self._specials = "chat_template", 0  # the template holds the markers
+        elif tokenizer.num_special_tokens_to_add(pair=True):
+            self.input_format, self._specials = "text_pair", tokenizer.num_special_tokens_to_add(pair=True)
+        else:
+            # No pair template (GPT-2 style): a sep/eos token between prompt
+            # and reply and another at the end, so a decoder reads its reward
+            # off a fixed last token.
+            self.input_format, self._specials = "separator", 2
+            self._separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+            if self._separator is None:
+                raise ValueError("the tokenizer has no chat template, no pair template and no sep/eos token "
+                                 "to separate the prompt from the response")
+        self.chat = self.input_format == "chat_template"
         # Segment ids only where both tokenizer and backbone use them (see
         # model.takes_token_types), so a plain `model(**tokenizer(p, r))` matches.
-        self.token_types = token_types and not self.chat and "token_type_ids" in tokenizer.model_input_names
-
-    @property
-    def input_format(self) -> str:
-        if self.chat:
-            return "chat_template"
-        return "text_pair" if self._pair_specials else "separator"
-
-    def _specials(self) -> int:
-        if self.chat:
-            return 0
-        return self._pair_specials or 2
+        self.token_types = (token_types and self.input_format == "text_pair"
+                            and "token_type_ids" in tokenizer.model_input_names)
 
     def _texts(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], list[str]]:
         if not self.chat:
@@ -112,7 +107,7 @@ class PairEncoder:
         heads, tails = self._texts(prompts, responses)
         p_encs = self._backend.encode_batch(heads, add_special_tokens=False)
         r_encs = self._backend.encode_batch(tails, add_special_tokens=False)
-        budget = self.max_length - self._specials()
+        budget = self.max_length - self._specials
         out = Encoded([], [] if self.token_types else None, [], [])
         for p, r in zip(p_encs, r_encs):
             n_p, n_r = len(p.ids), len(r.ids)
@@ -128,11 +123,12 @@ class PairEncoder:
         return out
 
     def _join(self, prompt, response) -> tuple[list[int], list[int]]:
-        if self.chat:
-            return prompt.ids + response.ids, []
-        if self._pair_specials:
+        """Token ids and segment ids of one truncated (prompt, response)."""
+        if self.input_format == "text_pair":
             joined = self._backend.post_processor.process(prompt, response, add_special_tokens=True)
             return joined.ids, joined.type_ids
+        if self.input_format == "chat_template":
+            return prompt.ids + response.ids, []
         sep = self._separator
         return prompt.ids + [sep] + response.ids + [sep], []
 

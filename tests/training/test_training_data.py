@@ -118,3 +118,15 @@ def test_split_by_prompt_keeps_each_prompt_on_one_side():
     assert len(train) + len(held_out) == 50 and len(held_out) == 10  # 2 of 10 prompts, 5 pairs each
     assert not {p.prompt for p in train} & {p.prompt for p in held_out}
     assert split_by_prompt(pairs, 0.2, seed=0) == (train, held_out)
+
+
+def test_tokenizers_without_a_pair_template_get_separators(tokenizer):
+    from tokenizers import processors
+
+    plain = load_tokenizer(resolve_backbone(DEFAULT_BACKBONE))
+    plain.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)  # GPT-2 style: no specials
+    encoder = PairEncoder(plain, max_length=16)
+    assert encoder.input_format == "separator" and not encoder.token_types
+    enc = encoder.encode(["a b c d e f g h i j k l m n"], ["yes sir"])
+    assert enc.token_type_ids is None
+    assert plain.decode(enc.input_ids[0]) == "c d e f g h i j k l m n [SEP] yes sir [SEP]"
