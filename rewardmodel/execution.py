@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import time
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -55,6 +56,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
     heartbeat = RunHeartbeat(run_id=run_id, attempt=attempt, interval=settings.RM_HEARTBEAT_SECONDS).start()
     temp = final = None
     version = None
+    clock = _PhaseClock()
     try:
         heartbeat.update(phase="snapshot", progress=0.01)
         snapshot = training_snapshot_take(project=run.project)
@@ -71,8 +73,10 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         from rewardmodel.training import train  # torch loads here, in the worker only
 
         torch_threads_limit()
+        clock.lap("snapshot")
         heartbeat.update(phase="train", progress=0.05)
         result = train(config, snapshot.train_pairs, snapshot.eval_pairs, on_progress=heartbeat.on_progress)
+        clock.lap("train")
 
         heartbeat.update(phase="publishing", progress=0.96)
         if heartbeat.stop_requested:
@@ -80,14 +84,17 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         checksums = artifacts.checksums_compute(folder=temp)
         final = artifacts.final_dir(project_id=project_id, run_id=run_id, attempt=attempt)
         artifacts.publish(temp=temp, final=final)
+        clock.lap("publish")
 
         heartbeat.update(phase="predicting", progress=0.98)
         predictions = held_out_predictions(snapshot=snapshot, result=result, folder=final)
+        clock.lap("predict")
+        heartbeat.stop()  # the final write below decides; no beat may race it
         if heartbeat.lost:
             raise OwnershipLost
         version = services.training_run_succeed(
             run_id=run_id, attempt=attempt, artifact_dir=str(final), checksums=checksums,
-            metrics=result.metrics, predictions=predictions,
+            metrics=result.metrics, predictions=predictions, timings=clock.laps,
         )
         return "succeeded" if version is not None else "lost or cancelled"
     except Exception as exc:
@@ -98,6 +105,19 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
             artifacts.folder_remove(folder=temp)
         if final is not None and version is None:
             artifacts.folder_remove(folder=final)
+
+
+class _PhaseClock:
+    """Seconds spent in each phase of the run, for the run page and the benchmark."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._since, 3)
+        self._since = now
 
 
 def torch_threads_limit() -> None:
@@ -117,6 +137,7 @@ def _stop_reason(heartbeat: RunHeartbeat) -> Exception:
 def _record_failure(exc: Exception, *, run_id: int, attempt: int, heartbeat: RunHeartbeat) -> str:
     from rewardmodel.training import TrainingCancelled
 
+    heartbeat.stop()
     if isinstance(exc, OwnershipLost) or heartbeat.lost:
         log.warning("Run %s attempt %s lost its claim; its results are dropped", run_id, attempt)
         return "lost"

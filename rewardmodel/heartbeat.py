@@ -49,9 +49,11 @@ class RunHeartbeat:
         return self
 
     def stop(self) -> None:
+        """Stop beating and wait for the thread (safe to call more than once)."""
         self._stopped.set()
         self._wake.set()
-        self._thread.join(timeout=self.interval + 30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 30)
 
     def update(self, *, phase: str, progress: float, now: bool = True) -> None:
         """Set the phase shown on the run page; write it at once unless `now` is False."""

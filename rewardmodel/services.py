@@ -224,6 +224,7 @@ def training_run_succeed(
     checksums: dict[str, str],
     metrics: dict[str, Any],
     predictions: Sequence[Prediction],
+    timings: dict[str, float] | None = None,
 ) -> ModelVersion | None:
     """Record the new version, its predictions and the promotion decision, in one transaction.
 
@@ -271,7 +272,9 @@ def training_run_succeed(
         if decision.promote:
             _version_make_active(version=version, user=None, now=now)
         TrainingRun.objects.filter(pk=run_id).update(
-            status=Status.SUCCEEDED, progress=1.0, phase="done", metrics=metrics, promoted=decision.promote,
+            status=Status.SUCCEEDED, progress=1.0, phase="done", promoted=decision.promote,
+            # The run keeps the pipeline's own timings beside the engine's metrics.
+            metrics={**metrics, "pipeline_seconds": _json_safe(timings or {})},
             promotion_note=decision.note, finished_at=now, heartbeat_at=now, error="",
         )
     log.info("Run %s produced %s v%s: %s", run_id, project.slug, number, decision.note)
