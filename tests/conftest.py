@@ -7,6 +7,7 @@ Redis is the real server at REDIS_URL (127.0.0.1:6379, db 15 by default).
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -89,3 +90,37 @@ def project(db, annotator_user, annotator_user2):
 def pairs(project):
     services.pairs_import_batch(project=project, records=make_records(12), shuffle_sides=False)
     return list(project.pairs.order_by("id"))
+
+
+# --------------------------------------------------------------------------- #
+# Real browser: Playwright for Python driving Debian's chromium
+# --------------------------------------------------------------------------- #
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium)")
+    # Playwright's sync API runs an event loop; Django refuses ORM calls from
+    # a thread with a running loop unless told this is deliberate.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 
 from rewardmodel import services
-from tests.browser.conftest import browser, log_in, page  # noqa: F401  (fixtures)
+from tests.browser.conftest import log_in
 from tests.rewardmodel.conftest import make_labelled_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
 
 
-def test_admin_retrains_and_watches_progress(live_server, page, celery_worker, admin_user):  # noqa: F811
+def test_admin_retrains_and_watches_progress(live_server, page, celery_worker, admin_user):
     # given a project whose run takes a few seconds, and an admin on its runs page
     project = make_labelled_project()
     services.retrain_policy_update(project=project, train_config={"epochs": 15})
