@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
+    # The browser fixture sets DJANGO_ALLOW_ASYNC_UNSAFE for its own process;
+    # a deployment never would, and check --deploy rightly refuses it.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SECRET_KEY": "x" * 20 + "-production-secret-" + "y" * 40,
         "DJANGO_SECURE": "1",
         "DJANGO_DEBUG": "0",
