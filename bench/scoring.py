@@ -8,7 +8,8 @@ for one short epoch so the folder is a real saved version (speed does not
 depend on the weights). Items: (prompt, chosen response) pairs from the
 HH-RLHF file given, or synthetic text when it is absent.
 
-Measured, items per second, median of --repeats passes over the same items:
+Measured, items per second, median of --repeats passes over the same items
+(the three take turns, so a change in the machine's load hits them alike):
 
 1. naive: what a user would write first with transformers: load the saved
    folder with AutoModelForSequenceClassification, then for each item
@@ -55,14 +56,18 @@ def load_items(path: Path, n: int) -> tuple[list[str], list[str], str]:
     return prompts, responses, path.name
 
 
-def rate(fn, n_items: int, repeats: int) -> float:
-    fn()  # warm-up: first-call costs are not throughput
-    times = []
+def rates(fns: dict, n_items: int, repeats: int) -> dict[str, float]:
+    """Items/s of each contender: median of `repeats` passes, taken in turn (a, b, c, a, b, c, ...)
+    so that a change in the machine's load hits them alike."""
+    for fn in fns.values():
+        fn()  # warm-up: first-call costs are not throughput
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return n_items / statistics.median(times)
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: n_items / statistics.median(t) for name, t in times.items()}
 
 
 def main() -> int:
@@ -146,7 +151,7 @@ def main() -> int:
                                    HTTP_AUTHORIZATION=f"Bearer {raw}")
             assert response.status_code == 200, response.content[:300]
 
-    results = {name: rate(fn, n, args.repeats) for name, fn in (("naive", naive), ("scorer", batched), ("api", api))}
+    results = rates({"naive": naive, "scorer": batched, "api": api}, n, args.repeats)
     print(f"\n{n} items from {source}; max_length {max_length}; torch threads {torch.get_num_threads()}; "
           f"{platform.machine()}, {os.cpu_count()} cores, "
           f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}")

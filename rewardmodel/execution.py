@@ -65,7 +65,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         if not services.training_run_record_snapshot(
             run_id=run_id, attempt=attempt, sha256=snapshot.sha256, n_train=len(snapshot.train_pairs),
             n_test=len(snapshot.eval_pairs), n_votes=snapshot.n_votes, taken_at=snapshot.taken_at,
-            config=config.to_dict(),
+            config={**config.to_dict(), "output_dir": None},  # the version records the final folder
         ):
             raise OwnershipLost
         _check_enough_data(snapshot)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling.errors import Conflict, InvalidInput
 from labeling.models import Pair, Project
 from rewardmodel import aggregates, artifacts, selectors
 from rewardmodel.errors import RunAlreadyActive
@@ -299,12 +299,14 @@ def training_run_cancel(*, run: TrainingRun, user: AbstractBaseUser | None = Non
     """Cancel a queued run at once; ask a running one to stop (its worker
     sees the flag within a heartbeat and stops the engine)."""
     now = timezone.now()
-    if TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+    cancelled_queued = TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
         status=Status.CANCELLED, cancel_requested=True, finished_at=now, phase="cancelled",
         error="Cancelled before it started.",
+    )
+    # Not queued (any more): flag it for its worker if it is running.
+    if not cancelled_queued and not TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        cancel_requested=True
     ):
-        pass
-    elif not TrainingRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(cancel_requested=True):
         run.refresh_from_db()
         raise Conflict(f"Run {run.pk} has already {run.status}; there is nothing to cancel.")
     log.info("Cancel of run %s requested by %s", run.pk, getattr(user, "username", None) or "system")

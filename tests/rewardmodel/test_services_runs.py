@@ -1,8 +1,10 @@
 """Run lifecycle services against the real database and the real Redis broker."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -28,8 +30,6 @@ Status = TrainingRun.Status
 @pytest.fixture
 def broker():
     """The real Redis db this test run uses, emptied; returns a client to inspect the queues."""
-    import os
-
     url = os.environ["REDIS_URL"]
     flush_redis_db(url)
     client = redis.Redis.from_url(url)
@@ -39,8 +39,9 @@ def broker():
 
 
 def _queued_run_ids(client: redis.Redis, queue: str) -> list[int]:
-    return [json.loads(json.loads(m)["body"] and __import__("base64").b64decode(json.loads(m)["body"]))[0][0]
-            for m in client.lrange(queue, 0, -1)]
+    """The run ids of the task messages waiting in a Celery queue (kombu: base64 JSON [args, kwargs, embed])."""
+    bodies = [json.loads(base64.b64decode(json.loads(message)["body"])) for message in client.lrange(queue, 0, -1)]
+    return [args[0] for args, _kwargs, _embed in bodies]
 
 
 # --------------------------------------------------------------------------- #
