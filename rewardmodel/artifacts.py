@@ -53,6 +53,14 @@ def temp_dirs_remove(*, project_id: int, run_id: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def attempt_files_remove(*, project_id: int, run_id: int, attempt: int) -> None:
+    """Remove what one failed attempt left: its temp folder, and a folder it
+    published just before dying, which no version points to (a version and
+    its run's success are recorded together)."""
+    folder_remove(folder=temp_dir(project_id=project_id, run_id=run_id, attempt=attempt))
+    folder_remove(folder=final_dir(project_id=project_id, run_id=run_id, attempt=attempt))
+
+
 def checksums_compute(*, folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by path relative to it."""
     out = {}

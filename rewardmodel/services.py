@@ -347,17 +347,20 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
         )
         seen = f"no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if run.heartbeat_at else "no heartbeat"
         if run.cancel_requested:
-            if mine.update(status=Status.CANCELLED, finished_at=now, phase="cancelled",
-                           error=f"Cancelled; the worker was lost ({seen})."):
-                report.cancelled.append(run.pk)
+            changed = mine.update(status=Status.CANCELLED, finished_at=now, phase="cancelled",
+                                  error=f"Cancelled; the worker was lost ({seen}).")
+            outcome = report.cancelled
         elif run.attempt < settings.RM_MAX_ATTEMPTS:
-            if mine.update(status=Status.QUEUED, enqueued_at=None, phase="requeued", progress=0.0,
-                           error=f"Worker lost on attempt {run.attempt} ({seen}); retrying."):
-                report.requeued.append(run.pk)
-        elif mine.update(status=Status.FAILED, finished_at=now, phase="failed",
-                         error=f"Worker lost ({seen}, attempt {run.attempt} of {settings.RM_MAX_ATTEMPTS})."):
-            report.failed.append(run.pk)
-        artifacts.temp_dirs_remove(project_id=run.project_id, run_id=run.pk)
+            changed = mine.update(status=Status.QUEUED, enqueued_at=None, phase="requeued", progress=0.0,
+                                  error=f"Worker lost on attempt {run.attempt} ({seen}); retrying.")
+            outcome = report.requeued
+        else:
+            changed = mine.update(status=Status.FAILED, finished_at=now, phase="failed",
+                                  error=f"Worker lost ({seen}, attempt {run.attempt} of {settings.RM_MAX_ATTEMPTS}).")
+            outcome = report.failed
+        if changed:  # only the reconciler whose UPDATE won cleans up, and only that attempt's files
+            outcome.append(run.pk)
+            artifacts.attempt_files_remove(project_id=run.project_id, run_id=run.pk, attempt=run.attempt)
 
     grace = now - timedelta(seconds=settings.RM_ENQUEUE_GRACE_SECONDS)
     unsent = TrainingRun.objects.filter(status=Status.QUEUED).filter(

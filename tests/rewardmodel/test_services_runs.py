@@ -190,12 +190,14 @@ def test_reconciler_requeues_a_lost_first_attempt_and_resends_it(labelled_projec
     from rewardmodel import artifacts
 
     stale = artifacts.temp_dir_create(project_id=labelled_project.pk, run_id=run.pk, attempt=1)
+    orphan = artifacts.final_dir(project_id=labelled_project.pk, run_id=run.pk, attempt=1)
+    orphan.mkdir()  # published just before the worker died, never recorded
     report = services.training_runs_reconcile()
     run.refresh_from_db()
     assert report.requeued == [run.pk] and report.resent == [run.pk]
     assert run.status == Status.QUEUED and "Worker lost on attempt 1" in run.error
     assert _queued_run_ids(broker, "training") == [run.pk]
-    assert not stale.exists()
+    assert not stale.exists() and not orphan.exists()
     # and the next claim is attempt 2
     assert services.training_run_claim(run_id=run.pk, task_id="t", host="h").attempt == 2
 
