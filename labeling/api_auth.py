@@ -21,7 +21,8 @@ _LAST_USED_RESOLUTION = timedelta(minutes=1)
 class BearerTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
         found = (
-            ApiToken.objects.select_related("user")
+            # The annotator row rides along: every labeling call needs it.
+            ApiToken.objects.select_related("user", "user__annotator")
             .filter(key_hash=api_token_hash(token), revoked_at__isnull=True)
             .first()
         )

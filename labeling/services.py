@@ -320,8 +320,16 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
         if live.expires_at > now:
             return live
         assignments_reclaim_expired(now=now, ids=[live.pk])
-    assignments_reclaim_expired(now=now, project=project)
+    assignment = _lease_open_pair(project=project, annotator=annotator, now=now)
+    # Expired leases are reclaimed only when the pool looks empty: while open
+    # pairs remain, a stale lease costs nothing, and skipping the sweep keeps
+    # the common path to one candidate query.
+    if assignment is None and assignments_reclaim_expired(now=now, project=project):
+        assignment = _lease_open_pair(project=project, annotator=annotator, now=now)
+    return assignment
 
+
+def _lease_open_pair(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
     seen = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
     voted = Vote.objects.filter(pair=OuterRef("pk"), annotator=annotator)
     candidates = (
@@ -329,10 +337,11 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
         .exclude(Exists(seen))
         .exclude(Exists(voted))
         .order_by("slots_taken", "rank")
+        .select_for_update(skip_locked=True, of=("self",))
     )
     for _ in range(5):  # a lost race on the conditional UPDATE retries with the next pair
         with transaction.atomic():
-            pair = candidates.select_for_update(skip_locked=True, of=("self",)).only("id").first()
+            pair = candidates.first()
             if pair is None:
                 return None
             taken = Pair.objects.filter(pk=pair.pk, slots_taken__lt=project.overlap_target).update(
@@ -344,7 +353,7 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
                 with transaction.atomic():
                     assignment = Assignment.objects.create(
                         project=project,
-                        pair_id=pair.pk,
+                        pair=pair,
                         annotator=annotator,
                         left=secrets.choice((Side.A, Side.B)),
                         served_at=now,
@@ -357,7 +366,8 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
                 return Assignment.objects.select_related("pair").filter(
                     project=project, annotator=annotator, state=Assignment.State.LIVE
                 ).first()
-        return Assignment.objects.select_related("pair").get(pk=assignment.pk)
+        pair.slots_taken += 1
+        return assignment
     return None
 
 
