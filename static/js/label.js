@@ -30,7 +30,9 @@
     var input = event.target.querySelector('input[name="latency_ms"]');
     if (input) input.value = String(Math.round(performance.now() - shownAt));
   });
-  document.addEventListener("htmx:afterSettle", function () {
+  // afterSwap, not afterSettle: the new card is usable as soon as it is in
+  // the page, and a key pressed during the settle delay must not be lost.
+  document.addEventListener("htmx:afterSwap", function () {
     busy = false;
     shownAt = performance.now();
   });
