@@ -18,6 +18,9 @@ from django.db import transaction
 from labeling import roles, services
 from labeling.demo import DEMO_INSTRUCTIONS, DEMO_NAME, DEMO_SLUG, demo_records
 from labeling.models import Project
+from rewardmodel.services import retrain_policy_update
+
+DEMO_RETRAIN_AFTER_VOTES = 5
 
 DEMO_USERS = (
     ("admin", roles.ADMIN, "DEMO_ADMIN_PASSWORD"),
@@ -43,6 +46,9 @@ class Command(BaseCommand):
                 )
             project.members.add(users["annotator"])
         counts = services.pairs_import_batch(project=project, records=demo_records(), shuffle_sides=False)
+        # The demo has a few dozen pairs: retrain after every few new votes,
+        # so one annotator sees the scheduler at work.
+        retrain_policy_update(project=project, min_new_votes=DEMO_RETRAIN_AFTER_VOTES)
         self.stdout.write(
             f"Demo project '{DEMO_SLUG}': {counts.created} pairs created, {counts.duplicates} already there, "
             f"{counts.votes} simulated votes."
