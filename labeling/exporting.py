@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
-import hmac
 import io
 import json
 import os
@@ -37,12 +35,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from django.conf import settings
-
 from labeling.errors import InvalidInput
 from labeling.models import Pair, Project, Vote
+from labeling.pseudonyms import annotator_pseudonym
 from labeling.tabular import JSON_COLUMNS, csv_neutralise, json_cell
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord, record_to_training_pair
+from rewardmodel.training.formats import (
+    ImportedVote,
+    PreferenceRecord,
+    record_to_training_pair,
+)
 
 EXPORT_FORMATS = ("trl", "pairwise", "votes")
 SPLITS = ("all", "train", "test")
@@ -69,12 +70,6 @@ class ExportSummary:
 # --------------------------------------------------------------------------- #
 # Rows
 # --------------------------------------------------------------------------- #
-def annotator_pseudonym(*, annotator_id: int) -> str:
-    """A stable id for an annotator that reveals nobody without SECRET_KEY."""
-    mac = hmac.new(settings.SECRET_KEY.encode("utf-8"), f"annotator:{annotator_id}".encode(), hashlib.sha256)
-    return "anon-" + mac.hexdigest()[:16]
-
-
 def export_validate_options(*, fmt: str, split: str, min_votes: int) -> None:
     if fmt not in EXPORT_FORMATS:
         raise ExportFailed(f"unknown format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")

@@ -22,7 +22,18 @@ from django.utils import timezone
 
 from labeling import aggregates
 from labeling.errors import Conflict, InvalidInput, NotFound
-from labeling.models import Annotator, ApiToken, Assignment, Choice, Pair, Project, Side, Split, Vote
+from labeling.models import (
+    Annotator,
+    ApiToken,
+    Assignment,
+    Choice,
+    Pair,
+    Project,
+    Side,
+    Split,
+    Vote,
+)
+from labeling.pseudonyms import pseudonyms_resolve
 from rewardmodel.training.formats import PreferenceRecord
 
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
@@ -43,13 +54,23 @@ def annotator_for_user(*, user: AbstractBaseUser) -> Annotator:
 
 
 def annotators_for_external(*, external_ids: Iterable[str]) -> dict[str, Annotator]:
-    """External identities by name, created on first sight (imports)."""
+    """Annotators by the names an import file gives them.
+
+    A name that is the export pseudonym of someone who votes in this app
+    resolves to that person (a round trip must not count them twice); any
+    other name is an external identity, created on first sight.
+    """
     wanted = set(external_ids)
-    found = {a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)}
+    app_users = pseudonyms_resolve(
+        names=wanted, annotator_ids=Annotator.objects.filter(user__isnull=False).values_list("pk", flat=True)
+    )
+    found = {name: Annotator.objects.get(pk=pk) for name, pk in app_users.items()}
+    wanted -= found.keys()
+    found.update({a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)})
     missing = [Annotator(external_id=x) for x in wanted - found.keys()]
     if missing:
         Annotator.objects.bulk_create(missing, ignore_conflicts=True)
-        found = {a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)}
+        found.update({a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)})
     return found
 
 

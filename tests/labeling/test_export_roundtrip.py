@@ -111,3 +111,19 @@ def test_round_trip_on_postgresql(original, tmp_path, name):
     # then
     assert summary.created == 40 and summary.votes == 60
     assert content_and_votes(export_rows(project=copy, fmt="pairwise")) == content_and_votes(source_rows())
+
+
+def test_app_votes_round_trip_into_their_own_project_without_doubling(original, tmp_path, annotator_user):
+    # given a vote cast in the app, which exports under a pseudonym
+    from labeling.models import Vote
+
+    assignment = services.assignment_next(project=original, user=annotator_user)
+    services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left")
+    before = Vote.objects.filter(project=original).count()
+    path = tmp_path / "again.jsonl"
+    export_to_path(project=original, fmt="pairwise", split="all", min_votes=0, path=path)
+    # when the export comes back into the same project
+    summary = pairs_import(project=original, source=source_from_path(path))
+    # then the pseudonym resolves to the same annotator: no vote is added
+    assert summary.votes == 0
+    assert Vote.objects.filter(project=original).count() == before
