@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "django_celery_beat",
+    "ninja",  # serves the Swagger UI at /api/v1/docs from its own static files, no CDN
     "labeling",
     "rewardmodel",
 ]

@@ -30,7 +30,53 @@ MATRIX = [
     row("get", "/api/v1/projects/{slug}/next", 401, 403, 200, 403, 200),
     row("post", "/api/v1/assignments/{assignment}/vote", 401, 403, 201, 403, 409, {"choice": "left"}),
     row("post", "/api/v1/assignments/{assignment}/skip", 401, 403, 204, 403, 409),
+    row("get", "/api/v1/openapi.json", 200, 200, 200, 200, 200),  # the schema is public
+    # import and export: admins only
+    row("get", "/p/{slug}/import/", LOGIN, 403, 403, 403, 200),
+    row("get", "/p/{slug}/export/", LOGIN, 403, 403, 403, 200),
+    row("get", "/p/{slug}/export/download", LOGIN, 403, 403, 403, 200, {"format": "pairwise", "split": "all", "file_type": "jsonl"}),
+    row("get", "/imports/{job}/", LOGIN, 403, 403, 403, 200),
+    row("get", "/imports/{job}/progress", LOGIN, 403, 403, 403, 200),
+    # dashboard: reviewers and admins
+    row("get", "/p/{slug}/dashboard/", LOGIN, 403, 403, 200, 200),
+    row("get", "/p/{slug}/dashboard/annotators/", LOGIN, 403, 403, 200, 200),
+    row("get", "/p/{slug}/dashboard/versions.csv", LOGIN, 403, 403, 200, 200),
+    row("get", "/api/v1/projects/{slug}/metrics", 401, 403, 403, 200, 200),
+    # runs and versions: reviewers read, admins act
+    row("get", "/p/{slug}/runs/", LOGIN, 403, 403, 200, 200),
+    row("get", "/p/{slug}/runs/table", LOGIN, 403, 403, 200, 200),
+    row("post", "/p/{slug}/runs/start", LOGIN, 403, 403, 403, 302),
+    row("get", "/runs/{run}/", LOGIN, 403, 403, 200, 200),
+    row("get", "/runs/{run}/progress", LOGIN, 403, 403, 200, 200),
+    row("post", "/runs/{run}/cancel", LOGIN, 403, 403, 403, 302),
+    row("post", "/versions/{version}/activate", LOGIN, 403, 403, 403, 302),
+    row("get", "/api/v1/projects/{slug}/runs", 401, 403, 403, 200, 200),
+    row("post", "/api/v1/projects/{slug}/runs", 401, 403, 403, 403, 409),  # one is running: "already running"
+    row("get", "/api/v1/runs/{run}", 401, 403, 403, 200, 200),
+    row("post", "/api/v1/runs/{run}/cancel", 401, 403, 403, 403, 200),
+    row("get", "/api/v1/projects/{slug}/versions", 401, 403, 403, 200, 200),
+    row("post", "/api/v1/versions/{version}/activate", 401, 403, 403, 403, 409),  # its files are missing: refused
+    row("post", "/api/v1/projects/{slug}/score", 401, 403, 403, 403, 409, {"items": [{"prompt": "p", "response": "r"}]}),
+    # API tokens: admins only
+    row("get", "/tokens/", LOGIN, 403, 403, 403, 200),
+    row("post", "/tokens/issue", LOGIN, 403, 403, 403, 200, {"name": "ci", "user": "{admin_id}"}),
+    row("post", "/tokens/{token}/revoke", LOGIN, 403, 403, 403, 302),
 ]
+
+
+@pytest.fixture
+def objects(project, admin_user):
+    """One of everything a URL can name: a running run, a stored version, an import job, a token."""
+    from labeling.models import ImportJob
+    from rewardmodel.models import ModelVersion, TrainingRun
+
+    done = TrainingRun.objects.create(project=project, trigger="admin", status="succeeded", metrics={"held_out_accuracy": 0.7})
+    finite = {"held_out_accuracy": 0.7, "eval_loss": 0.6, "reward_mean": 0.0, "reward_std": 1.0}
+    version = ModelVersion.objects.create(project=project, run=done, number=1, artifact_dir="/nonexistent", metrics=finite)
+    running = TrainingRun.objects.create(project=project, trigger="admin", status="running")
+    job = ImportJob.objects.create(project=project, requested_by=admin_user, file_name="x.jsonl", upload_path="/nonexistent")
+    token, _ = services.api_token_issue(user=admin_user, name="matrix")
+    return {"run": running.pk, "version": version.pk, "job": job.pk, "token": token.pk, "admin_id": admin_user.pk}
 
 
 @pytest.fixture
@@ -40,15 +86,22 @@ def users(annotator_user, reviewer_user, admin_user, no_role_user):
 
 @pytest.mark.parametrize("method, url, expected, data", MATRIX, ids=[f"{m} {u}" for m, u, _, _ in MATRIX])
 @pytest.mark.parametrize("role", [ANON, NOROLE, ANNOT, REVIEW, ADMIN])
-def test_role_matrix(client, users, project, pairs, method, url, expected, data, role):
+def test_role_matrix(client, users, objects, project, pairs, method, url, expected, data, role):
     # given a live lease held by the annotator
     assignment = services.assignment_next(project=project, user=users[ANNOT])
-    path = url.format(slug=project.slug, assignment=assignment.pk)
+    path = url.format(slug=project.slug, assignment=assignment.pk, **objects)
+    data = {k: (v.format(**objects) if isinstance(v, str) else v) for k, v in (data or {}).items()}
     if role != ANON:
         client.force_login(users[role])
     # when
     if method == "post" and path.startswith("/api/"):
         response = client.post(path, data=data or {}, content_type="application/json")
+    elif method == "post" and "/runs/start" in path:
+        # the run must not start while another is running: cancel that one first
+        from rewardmodel.models import TrainingRun
+
+        TrainingRun.objects.filter(status="running").update(status="cancelled")
+        response = client.post(path, data=data or {})
     else:
         response = getattr(client, method)(path, data=data or {})
     # then
