@@ -85,3 +85,10 @@ def test_anonymous_users_are_sent_to_login(client, path):
     response = client.get(path)
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_api_docs_load_nothing_from_a_cdn(client, annotator_user):
+    client.force_login(annotator_user)
+    html = client.get("/api/v1/docs").content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower()
