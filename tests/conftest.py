@@ -14,10 +14,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+from django.conf import settings as django_settings  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 
+from config.celery import app as celery_app  # noqa: E402
 from labeling import roles, services  # noqa: E402
 from rewardmodel.training.formats import ImportedVote, PreferenceRecord  # noqa: E402
+
+# pytest-django imports the settings before this file runs, so with REDIS_URL
+# unset they already point at `make run`'s embedded port. Point them, and the
+# Celery app the tests publish through, at the server the worker fixtures use.
+_REDIS_URL = os.environ["REDIS_URL"]
+if django_settings.REDIS_URL != _REDIS_URL:
+    django_settings.REDIS_URL = django_settings.CELERY_BROKER_URL = django_settings.CELERY_RESULT_BACKEND = _REDIS_URL
+    celery_app.conf.update(broker_url=_REDIS_URL, result_backend=_REDIS_URL)
 
 
 def pytest_collection_modifyitems(config, items):
