@@ -233,7 +233,7 @@ def train_member(k: int, config: TrainConfig, runtime: Runtime, model_config, tr
                 evals_since_best += 1
                 if evals_since_best >= config.early_stopping_patience:
                     break
-    clock.member_done()
+    clock.pause()  # until the next member's first step
 
     # ---- score the member ----------------------------------------------------
     report("eval", 0, 1)
@@ -356,9 +356,6 @@ class Throughput:
 
     def resume(self) -> None:
         self._since = time.perf_counter()
-
-    def member_done(self) -> None:
-        self.pause()
 
     def summary(self) -> dict:
         pairs, tokens, seconds = self.runtime.sum_over_ranks([self.pairs, self.tokens, self.seconds])
