@@ -175,7 +175,10 @@ def run_trl(args, backbone: str, random_init: bool, train_pairs, eval_pairs) -> 
         trl_args = RewardConfig(output_dir=tmp, per_device_train_batch_size=args.batch_size,
                                 num_train_epochs=args.epochs, max_length=args.max_length, seed=args.seed,
                                 logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=not cuda,
-                                dataloader_num_workers=0, disable_tqdm=True)
+                                dataloader_num_workers=0, disable_tqdm=True,
+                                # TRL turns bf16 on by default; on a CPU without native bf16 it is emulated
+                                # and many times slower, so --trl-fp32 gives the fairer comparison there.
+                                **({"bf16": False} if args.trl_fp32 else {}))
         trainer = RewardTrainer(model=model, args=trl_args, train_dataset=data, processing_class=tokenizer,
                                 callbacks=[Clock()])
         kept = len(trainer.train_dataset)
@@ -266,6 +269,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--recipes", default="engine,trl")
+    ap.add_argument("--trl-fp32", action="store_true",
+                    help="run TRL with bf16=False (its default is bf16, emulated on CPUs without native bf16)")
     ap.add_argument("--out", help="also write the JSON lines here")
     ap.add_argument("--worker", choices=["engine", "trl"], help=argparse.SUPPRESS)
     args = ap.parse_args()
