@@ -64,7 +64,8 @@ def annotators_for_external(*, external_ids: Iterable[str]) -> dict[str, Annotat
     app_users = pseudonyms_resolve(
         names=wanted, annotator_ids=Annotator.objects.filter(user__isnull=False).values_list("pk", flat=True)
     )
-    found = {name: Annotator.objects.get(pk=pk) for name, pk in app_users.items()}
+    by_pk = Annotator.objects.in_bulk(app_users.values())
+    found = {name: by_pk[pk] for name, pk in app_users.items()}
     wanted -= found.keys()
     found.update({a.external_id: a for a in Annotator.objects.filter(external_id__in=wanted)})
     missing = [Annotator(external_id=x) for x in wanted - found.keys()]
