@@ -233,11 +233,11 @@ def run_trivial(port: int, clients: int, seconds: float, think_ms: float) -> dic
     }
 
 
-def start_gunicorn(port: int, database_url: str, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, database_url: str, workers: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "bench.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--worker-class", "gthread", "--threads", "4", "--keep-alive", "120",
+         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "120",
          "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )
@@ -278,7 +278,8 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=1000, help="mean think time per pair in the realistic run")
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--big-pairs", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (gthread, 4 threads each)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (gthread)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each load phase; medians reported")
     args = parser.parse_args()
@@ -293,7 +294,7 @@ def main() -> None:
     tokens = make_annotators(project, args.annotators)
 
     report: dict = {"machine": f"{os.cpu_count()} CPU cores", "annotators": args.annotators, "pairs": args.pairs}
-    server = start_gunicorn(args.port, args.database_url, args.workers)
+    server = start_gunicorn(args.port, args.database_url, args.workers, args.threads)
     try:
         phases = {
             "realistic": (args.think_ms, args.seconds),
