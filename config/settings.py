@@ -70,7 +70,7 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "labeling.auth_backends.OneQueryModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,7 +97,13 @@ TEMPLATES = [
 # --------------------------------------------------------------------------- #
 _database_url = env_str("DATABASE_URL", None)
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    # Persistent connections: opening one costs a PostgreSQL backend fork (several ms),
+    # which would land in labeling latency; health checks drop a dead one first.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            _database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
+        )
+    }
 else:
     DATABASES = {
         "default": {

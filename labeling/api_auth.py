@@ -12,7 +12,7 @@ from django.utils import timezone
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
-from labeling.models import ApiToken
+from labeling import sql
 from labeling.services import api_token_hash
 
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -20,19 +20,15 @@ _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 class BearerTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
-        found = (
-            # The annotator row rides along: every labeling call needs it.
-            ApiToken.objects.select_related("user", "user__annotator")
-            .filter(key_hash=api_token_hash(token), revoked_at__isnull=True)
-            .first()
-        )
-        if found is None or not found.user.is_active:
+        found = sql.token_user(key_hash=api_token_hash(token))  # runs on every API call: one query
+        if found is None or not found[1].is_active:
             return None
+        token_row, user = found
         now = timezone.now()
-        if found.last_used_at is None or now - found.last_used_at > _LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
-        request.user = found.user
-        return found.user
+        if token_row.last_used_at is None or now - token_row.last_used_at > _LAST_USED_RESOLUTION:
+            sql.token_touch(token_id=token_row.pk, now=now)
+        request.user = user
+        return user
 
 
 API_AUTH = [BearerTokenAuth(), SessionAuth()]

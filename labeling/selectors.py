@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import QuerySet
 
+from labeling import sql
 from labeling.errors import NotFound
 from labeling.models import Annotator, AnnotatorStats, Project, Vote
 
@@ -24,10 +25,13 @@ def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
 def project_get_for_labeling(*, user: AbstractBaseUser, slug: str) -> Project:
     """A project this user may label. Anything else is NotFound, not Forbidden,
     so annotators cannot probe which project slugs exist."""
-    project = Project.objects.filter(slug=slug).first()
-    if project is None or not user.has_perm("labeling.label_pairs"):
+    if not user.has_perm("labeling.label_pairs"):
         raise NotFound("No such project.")
-    if not user.has_perm("labeling.manage_project") and not project.members.filter(pk=user.pk).exists():
+    found = sql.project_with_membership(slug=slug, user_id=user.pk)  # every labeling request: one query
+    if found is None:
+        raise NotFound("No such project.")
+    project, is_member = found
+    if not is_member and not user.has_perm("labeling.manage_project"):
         raise NotFound("No such project.")
     return project
 
