@@ -23,10 +23,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.db.models.functions import Length
 
+from labeling import sql
 from labeling.models import AnnotatorStats, Pair, Project, ProjectStats, Split, TallyBucket, Vote
 from rewardmodel.agreement import (
     category_of, loo_agrees, majority_label, pick_of_margin, wilson_excludes, wilson_interval,
@@ -198,11 +198,11 @@ def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) ->
 def project_stats_locked(*, project_id: int) -> ProjectStats:
     """The project's totals row, locked: it serialises aggregate writers per project
     (so the bucket and annotator rows below are never locked in two orders)."""
-    found = ProjectStats.objects.select_for_update().filter(project_id=project_id).first()
+    found = sql.project_stats_lock(project_id=project_id)
     if found is not None:
         return found
     ProjectStats.objects.bulk_create([ProjectStats(project_id=project_id)], ignore_conflicts=True)
-    return ProjectStats.objects.select_for_update().get(project_id=project_id)
+    return sql.project_stats_lock(project_id=project_id)
 
 
 def _model_sides(stats: ProjectStats, changes: Sequence[_PairChange]) -> dict[int, str]:
@@ -224,33 +224,23 @@ def _model_sides(stats: ProjectStats, changes: Sequence[_PairChange]) -> dict[in
 
 
 def _write_buckets(project_id: int, buckets: Counter) -> None:
-    for (split, n_a, n_b, n_tie), delta in sorted(buckets.items()):
-        if not delta:
-            continue
-        key = dict(project_id=project_id, split=split, n_a=n_a, n_b=n_b, n_tie=n_tie)
-        if TallyBucket.objects.filter(**key).update(pairs=F("pairs") + delta):
-            continue
-        try:
-            with transaction.atomic():
-                TallyBucket.objects.create(pairs=delta, **key)
-        except IntegrityError:  # created by a concurrent writer since the update
-            TallyBucket.objects.filter(**key).update(pairs=F("pairs") + delta)
+    deltas = [(*key, delta) for key, delta in sorted(buckets.items()) if delta]
+    if deltas:
+        sql.tally_buckets_add(project_id=project_id, deltas=deltas)
 
 
 def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> None:
     ids = sorted(set(deltas.annotators) | set(deltas.latencies))
     if not ids:
         return
-    for start in range(0, len(ids), 2000):
-        chunk = ids[start:start + 2000]
+    rows = sql.annotator_stats_lock(project_id=project_id, annotator_ids=ids)
+    missing = sorted(set(ids) - {row.annotator_id for row in rows})
+    if missing:  # an annotator's first vote in the project
         AnnotatorStats.objects.bulk_create(
-            [AnnotatorStats(project_id=project_id, annotator_id=i) for i in chunk], ignore_conflicts=True
+            [AnnotatorStats(project_id=project_id, annotator_id=i) for i in missing], ignore_conflicts=True,
+            batch_size=2000,
         )
-    rows = []
-    for start in range(0, len(ids), 2000):
-        rows += AnnotatorStats.objects.select_for_update().filter(
-            project_id=project_id, annotator_id__in=ids[start:start + 2000]
-        )
+        rows += sql.annotator_stats_lock(project_id=project_id, annotator_ids=missing)
     for row in rows:
         d = deltas.annotators.get(row.annotator_id, {})
         for name in _COUNTER_FIELDS:
@@ -287,12 +277,17 @@ def annotator_stats_update_rows(rows: Sequence[AnnotatorStats], names: Sequence[
            + ", ".join(f"{qn(f.column)} = %s" for f in fields) + f" WHERE {qn('id')} = %s")
     params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk] for row in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if len(params) == 1:  # a live vote's usual case: executemany would add pipeline round trips
+            cursor.execute(sql, params[0])
+        else:
+            cursor.executemany(sql, params)
 
 
 def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:
     """Write the changes' deltas; `stats` is the project's row, already locked."""
     project_id = stats.project_id
+    totals = [*_PROJECT_FIELDS, "loo_n", "loo_agree"]
+    before = [getattr(stats, name) for name in totals]
     sides = _model_sides(stats, changes)
     deltas = _Deltas()
     for change in changes:
@@ -301,7 +296,8 @@ def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:
     for name in _PROJECT_FIELDS:
         setattr(stats, name, getattr(stats, name) + deltas.project[name])
     _write_annotators(project_id, stats, deltas)
-    stats.save(update_fields=[*_PROJECT_FIELDS, "loo_n", "loo_agree"])
+    if [getattr(stats, name) for name in totals] != before:  # a pair's first vote changes none
+        sql.project_stats_save(stats=stats, names=totals)
 
 
 def _new_vote(vote: Vote) -> _NewVote:
@@ -311,17 +307,17 @@ def _new_vote(vote: Vote) -> _NewVote:
 # --------------------------------------------------------------------------- #
 # Hooks called by labeling.services
 # --------------------------------------------------------------------------- #
-def record_vote(*, vote: Vote, pair: Pair) -> None:
+def record_vote(*, vote: Vote, split: str, len_a: int, len_b: int) -> None:
     """Fold one new human vote into the aggregates.
 
-    `pair` is as loaded before this vote's counters were added; the earlier
-    votes are read back instead, which is exact on every backend.
+    The pair's earlier votes are read back rather than taken from its
+    counters, which is exact on every backend.
     """
     # Lock first: a concurrent vote on the same pair then either committed
     # before (and is read below as an old vote) or waits for this one.
     stats = project_stats_locked(project_id=vote.project_id)
-    old = list(Vote.objects.filter(pair_id=pair.pk).exclude(pk=vote.pk).values_list("annotator_id", "choice"))
-    change = _PairChange(pair.pk, pair.split, len(pair.response_a), len(pair.response_b), old, [_new_vote(vote)])
+    old = sql.pair_other_votes(pair_id=vote.pair_id, except_vote_id=vote.pk)
+    change = _PairChange(vote.pair_id, split, len_a, len_b, old, [_new_vote(vote)])
     _apply(stats, [change])
 
 

@@ -16,11 +16,11 @@ from typing import Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from labeling import aggregates
+from labeling import aggregates, sql
 from labeling.errors import Conflict, InvalidInput, NotFound
 from labeling.models import (
     Annotator,
@@ -327,17 +327,14 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
 
     Never a pair this annotator has seen (voted, skipped or leased), never a
     pair whose votes plus live leases have reached K. Safe under
-    concurrency: on PostgreSQL candidates are locked with SKIP LOCKED, and on
-    every backend the slot is taken with a conditional UPDATE that fails if
-    another request filled the pair first.
+    concurrency: the slot is taken by one conditional UPDATE whose pick is
+    locked with SKIP LOCKED on PostgreSQL (`sql.pair_take_slot`), and a
+    partial unique index allows one live lease per annotator and project.
+    The statements are hand-written SQL: this runs for every pair served.
     """
     now = now or timezone.now()
     annotator = annotator_for_user(user=user)
-    live = (
-        Assignment.objects.select_related("pair")
-        .filter(project=project, annotator=annotator, state=Assignment.State.LIVE)
-        .first()
-    )
+    live = sql.assignment_live(project_id=project.pk, annotator_id=annotator.pk)
     if live is not None:
         if live.expires_at > now:
             return live
@@ -352,45 +349,26 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
 
 
 def _lease_open_pair(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
-    seen = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
-    voted = Vote.objects.filter(pair=OuterRef("pk"), annotator=annotator)
-    candidates = (
-        Pair.objects.filter(project=project, slots_taken__lt=project.overlap_target)
-        .exclude(Exists(seen))
-        .exclude(Exists(voted))
-        .order_by("slots_taken", "rank")
-        .select_for_update(skip_locked=True, of=("self",))
-    )
-    for _ in range(5):  # a lost race on the conditional UPDATE retries with the next pair
-        with transaction.atomic():
-            pair = candidates.first()
-            if pair is None:
-                return None
-            taken = Pair.objects.filter(pk=pair.pk, slots_taken__lt=project.overlap_target).update(
-                slots_taken=F("slots_taken") + 1
-            )
-            if not taken:
-                continue
-            try:
-                with transaction.atomic():
-                    assignment = Assignment.objects.create(
-                        project=project,
-                        pair=pair,
-                        annotator=annotator,
-                        left=secrets.choice((Side.A, Side.B)),
-                        served_at=now,
-                        expires_at=now + timedelta(seconds=project.lease_seconds),
-                    )
-            except IntegrityError:
-                # The same annotator asked twice at once: hand back the lease
-                # the other request created, and give back this slot.
-                Pair.objects.filter(pk=pair.pk).update(slots_taken=F("slots_taken") - 1)
-                return Assignment.objects.select_related("pair").filter(
-                    project=project, annotator=annotator, state=Assignment.State.LIVE
-                ).first()
-        pair.slots_taken += 1
-        return assignment
-    return None
+    with transaction.atomic():
+        pair = sql.pair_take_slot(
+            project_id=project.pk, annotator_id=annotator.pk, overlap_target=project.overlap_target
+        )
+        if pair is None:
+            return None
+        assignment = sql.assignment_insert(
+            project_id=project.pk,
+            pair=pair,
+            annotator_id=annotator.pk,
+            left=secrets.choice((Side.A, Side.B)),
+            served_at=now,
+            expires_at=now + timedelta(seconds=project.lease_seconds),
+        )
+        if assignment is not None:
+            return assignment
+        # The same annotator asked twice at once and the other request's
+        # lease won the unique index: give this slot back and hand that one over.
+        sql.pair_release_slot(pair_id=pair.pk)
+        return sql.assignment_live(project_id=project.pk, annotator_id=annotator.pk)
 
 
 def assignments_reclaim_expired(
@@ -423,33 +401,26 @@ def _group_by_count(counter: Counter) -> dict[int, list[int]]:
     return grouped
 
 
-def _owned_assignment_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
+def _owned_assignment_for_update(*, assignment_id: int, user: AbstractBaseUser) -> tuple[Assignment, int, int]:
+    """The user's assignment, locked, with project and pair loaded; and the two responses' lengths."""
     annotator = annotator_for_user(user=user)
-    # Lock only the assignment row: locking the joined project row too would
-    # serialise every vote in the project (and deadlock with FK checks).
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("project", "pair")
-        .filter(pk=assignment_id)
-        .first()
-    )
-    if assignment is None or assignment.annotator_id != annotator.pk:
+    found = sql.assignment_lock_for_vote(assignment_id=assignment_id)
+    if found is None or found[0].annotator_id != annotator.pk:
         # Not yours (or not there): the same answer either way, so ids leak nothing.
         raise Conflict("This pair is not assigned to you.")
-    return assignment
+    return found
 
 
 def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> None:
     """Give the pair back to the pool; this annotator will not see it again."""
     with transaction.atomic():
-        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        assignment, _, _ = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
         if assignment.state == Assignment.State.SKIPPED:
             return
         if assignment.state != Assignment.State.LIVE:
             raise Conflict(f"This assignment is already {assignment.state}.")
-        assignment.state = Assignment.State.SKIPPED
-        assignment.save(update_fields=["state"])
-        Pair.objects.filter(pk=assignment.pair_id).update(slots_taken=F("slots_taken") - 1)
+        sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.SKIPPED)
+        sql.pair_release_slot(pair_id=assignment.pair_id)
 
 
 # --------------------------------------------------------------------------- #
@@ -501,7 +472,7 @@ def vote_submit(
     now = now or timezone.now()
     rationale = (rationale or "").strip()
     with transaction.atomic():
-        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        assignment, len_a, len_b = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
         project = assignment.project
         _validate_vote_input(project=project, choice=choice, strength=strength, rationale=rationale)
         pair_choice = _choice_in_pair_terms(screen_choice=choice, assignment=assignment)
@@ -516,33 +487,20 @@ def vote_submit(
         if assignment.state == Assignment.State.EXPIRED:
             # The lease ran out and its slot went back to the pool: retake it
             # if the pair still has room, so late work is not thrown away.
-            retaken = Pair.objects.filter(pk=assignment.pair_id, slots_taken__lt=project.overlap_target).update(
-                slots_taken=F("slots_taken") + 1
-            )
-            if not retaken:
+            if not sql.pair_retake_slot(pair_id=assignment.pair_id, overlap_target=project.overlap_target):
                 raise Conflict("Your lease on this pair expired and it has enough votes now.")
 
         server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
         if latency_ms is None or not 0 <= latency_ms <= server_ms:
             latency_ms = server_ms
-        vote = Vote.objects.create(
-            project=project,
-            pair_id=assignment.pair_id,
-            annotator_id=assignment.annotator_id,
-            assignment=assignment,
-            choice=pair_choice,
-            shown_left=assignment.left,
-            strength=strength,
-            rationale=rationale,
-            latency_ms=latency_ms,
+        vote = sql.vote_insert(
+            assignment=assignment, choice=pair_choice, strength=strength, rationale=rationale,
+            latency_ms=latency_ms, now=now,
         )
+        sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.VOTED)
         assignment.state = Assignment.State.VOTED
-        assignment.save(update_fields=["state"])
-        tally_field = {"a": "votes_a", "b": "votes_b"}.get(pair_choice, "votes_tie")
-        Pair.objects.filter(pk=assignment.pair_id).update(
-            vote_count=F("vote_count") + 1, **{tally_field: F(tally_field) + 1}
-        )
-        aggregates.record_vote(vote=vote, pair=assignment.pair)
+        sql.pair_count_vote(pair_id=assignment.pair_id, choice=pair_choice)
+        aggregates.record_vote(vote=vote, split=assignment.pair.split, len_a=len_a, len_b=len_b)
     return vote, True
 
 

@@ -120,7 +120,7 @@ def test_selection_query_walks_the_queue_index(project, pairs, annotator_user):
     with CaptureQueriesContext(connection) as ctx:
         services.assignment_next(project=project, user=annotator_user)
     candidate_sql = next(
-        q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "labeling_pair"."id"') and "ORDER BY" in q["sql"]
+        q["sql"] for q in ctx.captured_queries if q["sql"].startswith("UPDATE labeling_pair") and "ORDER BY" in q["sql"]
     )
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN QUERY PLAN " + candidate_sql)
