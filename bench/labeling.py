@@ -9,6 +9,8 @@ What it measures, in one run on one machine:
    through the JSON API with its own token; think time is exponential with
    mean --think-ms, as a human reads before deciding. Reports next and vote
    latency (p50, p99) and votes/s.
+   A short unmeasured warm-up runs first (--warmup-seconds), so that workers'
+   first-request imports and connection set-up are not counted as tail.
 2. Saturation: the same N annotators with no think time, to show capacity
    (votes/s) and the latency when the server is the bottleneck.
 3. The baseline: a trivial Django view (no DB) through the same middleware
@@ -156,6 +158,10 @@ def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, thin
             failures.append(repr(exc))
 
     def annotate(client: Client, rng: random.Random) -> None:
+        if think_ms:
+            # Independent people are not in step: start each one part-way
+            # through a think time, or all 32 first requests land at once.
+            time.sleep(rng.expovariate(1000.0 / think_ms))
         while time.monotonic() < deadline:
             status, body, t_next = client.request("GET", f"/api/v1/projects/{slug}/next")
             if status == 204:
@@ -207,6 +213,8 @@ def run_trivial(port: int, clients: int, seconds: float, think_ms: float) -> dic
     def loop(seed: int) -> None:
         rng = random.Random(seed)
         client = Client(port, None)
+        if think_ms:  # staggered start, as for the annotators
+            time.sleep(rng.expovariate(1000.0 / think_ms))
         while time.monotonic() < deadline:
             try:
                 status, _, ms = client.request("GET", "/bench/trivial")
@@ -281,6 +289,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (gthread)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--warmup-seconds", type=float, default=3, help="unmeasured load before the phases")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each load phase; medians reported")
     args = parser.parse_args()
 
@@ -300,7 +309,12 @@ def main() -> None:
             "realistic": (args.think_ms, args.seconds),
             "saturated": (0.0, args.seconds / 2),
         }
-        acknowledged: list[int] = []
+        # Warm up first, as a server is warm in steady state: each gunicorn
+        # worker imports the API and opens its database connections on its
+        # first requests, which would otherwise land in the measured tail.
+        acknowledged: list[int] = run_annotators(
+            args.port, project.slug, tokens, args.warmup_seconds, 0.0
+        )["acknowledged_ids"]
         for phase, (think, secs) in phases.items():
             runs, trivial_runs = [], []
             for _ in range(args.repeats):
