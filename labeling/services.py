@@ -17,7 +17,6 @@ from typing import Iterable, Sequence
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
-from django.db.models.base import ModelState
 from django.utils import timezone
 
 from labeling import aggregates, sql
@@ -26,7 +25,6 @@ from labeling.models import (
     Annotator,
     ApiToken,
     Assignment,
-    Choice,
     Pair,
     Project,
     Side,
@@ -162,87 +160,98 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
             for p in Pair.objects.filter(pk__in=found.values()).only("id", "content_hash", "response_a")
         } if found else {}
         counts.duplicates += len(existing)
-        annotators = annotators_for_external(
-            external_ids={v.annotator for r in by_hash.values() for v in r.votes}
-        )
-        new_pairs = []
-        for h, record in by_hash.items():
-            if h in existing:
-                continue
-            tally = Counter("tie" if v.choice == Choice.BOTH_BAD else v.choice for v in record.votes)
-            new_pairs.append({
-                "project_id": project.pk,
-                "prompt": record.prompt,
-                "response_a": record.response_a,
-                "response_b": record.response_b,
-                "content_hash": h,
-                "external_id": record.external_id or "",
-                "metadata": record.metadata,
-                "split": pair_split_for_prompt(prompt=record.prompt, test_percent=project.test_percent),
-                "rank": _rank(h),
-                "slots_taken": len(record.votes),
-                "vote_count": len(record.votes),
-                "votes_a": tally["a"],
-                "votes_b": tally["b"],
-                "votes_tie": tally["tie"],
-            })
-        created = _rows_insert(Pair, new_pairs)
-        ids = _pair_ids_by_hash(project, [p.content_hash for p in created])
-        for pair in created:
-            pair.pk = ids[pair.content_hash]
-        counts.created = len(created)
+        annotator_ids = {
+            name: annotator.pk
+            for name, annotator in annotators_for_external(
+                external_ids={v.annotator for r in by_hash.values() for v in r.votes}
+            ).items()
+        }
+        fresh = {h: record for h, record in by_hash.items() if h not in existing}
+        splits = {
+            h: pair_split_for_prompt(prompt=r.prompt, test_percent=project.test_percent) for h, r in fresh.items()
+        }
+        pair_ids = _new_pairs_insert(project, fresh, splits)
+        counts.created = len(pair_ids)
 
         vote_rows = [
-            {"project_id": project.pk, "pair_id": pair.pk, "annotator_id": annotators[v.annotator].pk,
-             "choice": v.choice, "strength": v.strength, "rationale": v.rationale}
-            for pair in created
-            for v in by_hash[pair.content_hash].votes
+            (project.pk, pair_ids[h], annotator_ids[v.annotator], v.choice, v.strength, v.rationale)
+            for h, record in fresh.items()
+            for v in record.votes
         ]
-        vote_rows += _votes_for_duplicates(project, existing, by_hash, annotators)
-        votes = _rows_insert(Vote, vote_rows)
-        counts.votes = len(votes)
-        aggregates.record_imported_votes(project=project, votes=votes, new_pairs=created)
+        vote_rows += _votes_for_duplicates(project, existing, by_hash, annotator_ids)
+        _rows_insert(Vote, _VOTE_COLUMNS, vote_rows)
+        counts.votes = len(vote_rows)
+        aggregates.record_imported_votes(
+            project=project,
+            votes=[(pair_id, annotator_id, choice) for _, pair_id, annotator_id, choice, _, _ in vote_rows],
+            new_pairs={
+                pair_ids[h]: (splits[h], len(record.response_a), len(record.response_b))
+                for h, record in fresh.items()
+            },
+        )
     return counts
 
 
-def _rows_insert(model, rows: list[dict]) -> list:
-    """INSERT rows (attname -> value) with one executemany; returns the instances, without their ids.
+# Columns the import writes, in the order of the value tuples below; every
+# other column takes its default.
+_PAIR_COLUMNS = (
+    "project_id", "prompt", "response_a", "response_b", "content_hash", "external_id", "metadata", "split",
+    "rank", "slots_taken", "vote_count", "votes_a", "votes_b", "votes_tie",
+)
+_VOTE_COLUMNS = ("project_id", "pair_id", "annotator_id", "choice", "strength", "rationale")
+
+
+def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], splits: dict[str, str]) -> dict[str, int]:
+    """Insert the pairs not stored yet, their counters already counting their
+    votes; returns their ids by content hash."""
+    rows = []
+    for h, record in fresh.items():
+        n_a, n_b, n_tie = aggregates.choice_tally([v.choice for v in record.votes])
+        votes = len(record.votes)
+        rows.append((project.pk, record.prompt, record.response_a, record.response_b, h, record.external_id or "",
+                     record.metadata, splits[h], _rank(h), votes, votes, n_a, n_b, n_tie))
+    _rows_insert(Pair, _PAIR_COLUMNS, rows)
+    return _pair_ids_by_hash(project, list(fresh))
+
+
+def _rows_insert(model, columns: Sequence[str], rows: list[Sequence]) -> None:
+    """INSERT rows, each a sequence of values for `columns` (attnames), with one executemany.
 
     Imports write hundreds of thousands of rows: bulk_create compiles SQL
-    for every value and builds each instance by keyword, which costs several
+    for every value and builds an instance per row, which costs several
     times the database's own work. Here only JSON and datetime values are
-    converted for the database, and the instances handed to the aggregates
-    hook are built without __init__ (see `_instance`). Fields a row leaves out
-    take their defaults; created_at is one timestamp for the batch.
+    converted for the database. Fields `columns` leave out take their
+    defaults, prepared once; created_at is one timestamp for the batch.
     """
     if not rows:
-        return []
+        return
     connection = connections[router.db_for_write(model)]
     qn = connection.ops.quote_name
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    given = [model._meta.get_field(name) for name in columns]
+    omitted = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in columns]
     now = timezone.now()
-    defaults = {f.attname: (now if f.attname == "created_at" else f.get_default()) for f in fields}
-    converted = [(i, f) for i, f in enumerate(fields) if f.get_internal_type() in ("JSONField", "DateTimeField")]
-    prepared_now = {i: f.get_db_prep_save(now, connection) for i, f in converted if f.attname == "created_at"}
-    prepared_empty = {i: f.get_db_prep_save({}, connection) for i, f in converted if f.get_internal_type() == "JSONField"}
-    values = [[row.get(f.attname, defaults[f.attname]) for f in fields] for row in rows]
-    params = []
-    for row_values in values:
-        param = list(row_values)
-        for i, field in converted:
-            if i in prepared_now:
-                param[i] = prepared_now[i]
-            elif i in prepared_empty and param[i] == {}:
-                param[i] = prepared_empty[i]
-            else:
-                param[i] = field.get_db_prep_save(param[i], connection)
-        params.append(param)
+    tail = [f.get_db_prep_save(now if f.attname == "created_at" else f.get_default(), connection) for f in omitted]
+    params = [[*row, *tail] for row in rows]
+    for i, field in enumerate(given):
+        if field.get_internal_type() in ("JSONField", "DateTimeField"):
+            _column_prepare(params, i, field, connection)
+    fields = given + omitted
     sql = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
-    attnames = ["id"] + [f.attname for f in fields]
-    return [_instance(model, dict(zip(attnames, [None, *row_values])), connection.alias) for row_values in values]
+
+
+def _column_prepare(params: list[list], i: int, field, connection) -> None:
+    """Convert column `i` of every row for the database, in place.
+
+    Most imported rows have no metadata: the empty JSON object is converted
+    once, not once per row.
+    """
+    empty = field.get_db_prep_save({}, connection) if field.get_internal_type() == "JSONField" else None
+    for param in params:
+        value = param[i]
+        param[i] = empty if empty is not None and value == {} else field.get_db_prep_save(value, connection)
 
 
 def _pair_ids_by_hash(project: Project, hashes: list[str], chunk: int = 2000) -> dict[str, int]:
@@ -265,18 +274,6 @@ def _pair_ids_by_hash(project: Project, hashes: list[str], chunk: int = 2000) ->
     return out
 
 
-def _instance(model, attrs: dict, alias: str):
-    """A model instance for a row just inserted, built the way Django's own
-    deserialisation fills one (attributes in __dict__), skipping __init__:
-    its foreign-key bookkeeping costs more than the insert for a fresh row."""
-    instance = model.__new__(model)
-    instance.__dict__.update(attrs)
-    instance._state = ModelState()
-    instance._state.adding = False
-    instance._state.db = alias
-    return instance
-
-
 def _merge_votes(kept: PreferenceRecord, extra: PreferenceRecord) -> PreferenceRecord:
     """Votes of a repeated row on the same content, in the kept row's side order."""
     if extra.response_a != kept.response_a:
@@ -289,8 +286,9 @@ def _merge_votes(kept: PreferenceRecord, extra: PreferenceRecord) -> PreferenceR
                             kept.external_id, kept.metadata)
 
 
-def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotators) -> list[dict]:
-    """Votes on pairs that were already stored, from annotators new to them."""
+def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator_ids: dict[str, int]) -> list[tuple]:
+    """Votes (as `_VOTE_COLUMNS` tuples) on pairs that were already stored, from
+    annotators new to them; the pairs' counters are raised to match."""
     if not existing:
         return []
     voted = set(
@@ -301,20 +299,13 @@ def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator
         record = by_hash[h]
         if record.response_a != pair.response_a:  # stored with the other side first
             record = _swap(record)
-        tally = Counter()
-        for v in record.votes:
-            annotator = annotators[v.annotator]
-            if (pair.id, annotator.id) in voted:
-                continue
-            votes.append({"project_id": project.pk, "pair_id": pair.pk, "annotator_id": annotator.pk,
-                          "choice": v.choice, "strength": v.strength, "rationale": v.rationale})
-            tally["tie" if v.choice == Choice.BOTH_BAD else v.choice] += 1
-        n = sum(tally.values())
-        if n:
+        added = [v for v in record.votes if (pair.pk, annotator_ids[v.annotator]) not in voted]
+        votes += [(project.pk, pair.pk, annotator_ids[v.annotator], v.choice, v.strength, v.rationale) for v in added]
+        if added:
+            n_a, n_b, n_tie = aggregates.choice_tally([v.choice for v in added])
             Pair.objects.filter(pk=pair.pk).update(
-                slots_taken=F("slots_taken") + n, vote_count=F("vote_count") + n,
-                votes_a=F("votes_a") + tally["a"], votes_b=F("votes_b") + tally["b"],
-                votes_tie=F("votes_tie") + tally["tie"],
+                slots_taken=F("slots_taken") + len(added), vote_count=F("vote_count") + len(added),
+                votes_a=F("votes_a") + n_a, votes_b=F("votes_b") + n_b, votes_tie=F("votes_tie") + n_tie,
             )
     return votes
 
