@@ -4,7 +4,8 @@ Every labeling request checks a permission, and ModelBackend reads user
 permissions and group permissions with two ORM queries (about 2.5 ms of
 Python per request on a 2-vCPU server). The result lands in the same
 per-request cache ModelBackend uses (`_perm_cache`), so `has_perm` and
-`permission_required` behave exactly as before.
+`permission_required` behave exactly as before. Bearer-token requests arrive
+with the cache already filled by the token query (`labeling.sql.token_user`).
 """
 from __future__ import annotations
 

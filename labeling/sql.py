@@ -93,15 +93,18 @@ _USER_ANNOTATOR = Annotator._meta.get_field("user").remote_field  # caches user.
 
 
 def token_user(*, key_hash: str) -> tuple[ApiToken, Model] | None:
-    """A live token (id and last_used_at loaded) and its user, with `user.annotator` cached.
+    """A live token (id and last_used_at loaded) and its user, in one query.
 
-    One query: the annotator row rides along because every labeling call
-    needs it. A user without an annotator row gets None cached, which reads
-    as "no annotator" (`getattr(user, "annotator", None)`).
+    What every API call needs next rides along: `user.annotator` (None when
+    the user has none, which reads as "no annotator") and, for a user who is
+    not a superuser, the permission cache `has_perm` reads (see
+    `labeling.auth_backends`).
     """
     user_table = get_user_model()._meta.db_table
+    permissions = _string_agg("ct.app_label || '.' || p.codename")
     row = _fetchone(
-        f"SELECT {_TOKEN.columns('t')}, {_USER.columns('u')}, {_ANNOTATOR.columns('a')}"
+        f"SELECT {_TOKEN.columns('t')}, {_USER.columns('u')}, {_ANNOTATOR.columns('a')},"
+        f" (SELECT {permissions} FROM {_PERMISSIONS_OF_USER.format(user='u.id')})"
         f' FROM labeling_apitoken t JOIN "{user_table}" u ON u.id = t.user_id'
         " LEFT JOIN labeling_annotator a ON a.user_id = u.id"
         " WHERE t.key_hash = %s AND t.revoked_at IS NULL",
@@ -109,10 +112,12 @@ def token_user(*, key_hash: str) -> tuple[ApiToken, Model] | None:
     )
     if row is None:
         return None
-    i, j = len(_TOKEN), len(_TOKEN) + len(_USER)
+    i, j, k = len(_TOKEN), len(_TOKEN) + len(_USER), len(_TOKEN) + len(_USER) + len(_ANNOTATOR)
     token, user = _TOKEN.instance(row[:i]), _USER.instance(row[i:j])
-    annotator = _ANNOTATOR.instance(row[j:]) if row[j] is not None else None
+    annotator = _ANNOTATOR.instance(row[j:k]) if row[j] is not None else None
     _USER_ANNOTATOR.set_cached_value(user, annotator)
+    if not user.is_superuser:  # a superuser's cache holds every permission: ModelBackend fills it
+        user._perm_cache = set(row[k].split(",")) if row[k] else set()
     return token, user
 
 
@@ -120,16 +125,27 @@ def token_touch(*, token_id: int, now: datetime) -> None:
     _execute("UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s", [_db_datetime(now), token_id])
 
 
+# Permissions granted to a user directly or through a group; {user} is the user id (a column or %s).
+_PERMISSIONS_OF_USER = (
+    "auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id"
+    " WHERE p.id IN (SELECT permission_id FROM auth_user_user_permissions WHERE user_id = {user}"
+    "  UNION SELECT gp.permission_id FROM auth_group_permissions gp"
+    "  JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = {user})"
+)
+
+
+def _string_agg(expression: str) -> str:
+    """Comma-joined values of `expression` (codenames and app labels hold no commas)."""
+    if connection.vendor == "postgresql":
+        return f"string_agg({expression}, ',')"
+    return f"group_concat({expression}, ',')"
+
+
 def user_permissions(*, user_id: int) -> set[str]:
     """"app_label.codename" of every permission the user has, directly or through a group, in one query."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT ct.app_label, p.codename FROM auth_permission p"
-            " JOIN django_content_type ct ON ct.id = p.content_type_id"
-            " WHERE p.id IN (SELECT permission_id FROM auth_user_user_permissions WHERE user_id = %s"
-            "  UNION SELECT gp.permission_id FROM auth_group_permissions gp"
-            "  JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = %s)",
-            [user_id, user_id],
+            "SELECT ct.app_label, p.codename FROM " + _PERMISSIONS_OF_USER.format(user="%s"), [user_id, user_id]
         )
         return {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
 

@@ -97,3 +97,35 @@ def test_openapi_schema_is_served(client, annotator_user):
     schema = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/projects/{slug}/next" in schema["paths"]
     assert "/api/v1/assignments/{assignment_id}/vote" in schema["paths"]
+
+
+def test_token_permissions_are_read_fresh_on_every_request(client, project, pairs, token, annotator_user):
+    # given an annotator whose token works
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next", token).status_code == 200
+    # when an admin takes the annotator role away
+    annotator_user.groups.clear()
+    # then the very next request is refused: the token query loads permissions
+    # per request, there is no cache that outlives it
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next", token).status_code == 403
+
+
+def test_token_request_loads_user_and_permissions_in_one_query(client, project, pairs, token):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert api(client, "get", f"/api/v1/projects/{project.slug}/next", token).status_code == 200
+    permission_queries = [q["sql"] for q in ctx.captured_queries if "auth_permission" in q["sql"]]
+    assert len(permission_queries) == 1 and "labeling_apitoken" in permission_queries[0]
+
+
+def test_a_direct_user_permission_counts_through_a_token(client, project, pairs, annotator_user):
+    # given a user outside every group, granted label_pairs directly
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("direct", password=None)
+    user.user_permissions.add(Permission.objects.get(codename="label_pairs"))
+    project.members.add(user)
+    _, raw = services.api_token_issue(user=user, name="cli")
+    # then the token may lease pairs
+    assert api(client, "get", f"/api/v1/projects/{project.slug}/next", raw).status_code == 200
