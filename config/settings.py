@@ -104,6 +104,13 @@ if _database_url:
             _database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_PREPARED_STATEMENTS", True):
+        # The labeling loop's fixed statements (labeling/sql.py) bind server-side
+        # and are prepared on their second run, so PostgreSQL stops planning them
+        # per request. The ORM binds client-side and is unaffected. Turn off
+        # behind a pooler that cannot keep prepared statements (PgBouncer < 1.21
+        # in transaction mode).
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
 else:
     DATABASES = {
         "default": {

@@ -279,14 +279,14 @@ def annotator_stats_update_rows(rows: Sequence[AnnotatorStats], names: Sequence[
         return
     fields = [AnnotatorStats._meta.get_field(n) for n in names]
     qn = connection.ops.quote_name
-    sql = (f"UPDATE {qn(AnnotatorStats._meta.db_table)} SET "
-           + ", ".join(f"{qn(f.column)} = %s" for f in fields) + f" WHERE {qn('id')} = %s")
+    statement = (f"UPDATE {qn(AnnotatorStats._meta.db_table)} SET "
+                 + ", ".join(f"{qn(f.column)} = %s" for f in fields) + f" WHERE {qn('id')} = %s")
     params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk] for row in rows]
-    with connection.cursor() as cursor:
+    with sql.cursor() as cursor:
         if len(params) == 1:  # a live vote's usual case: executemany would add pipeline round trips
-            cursor.execute(sql, params[0])
+            cursor.execute(statement, params[0])
         else:
-            cursor.executemany(sql, params)
+            cursor.executemany(statement, params)
 
 
 def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:
