@@ -80,6 +80,10 @@ def test_sigkilled_worker_run_is_retried_once_and_completes(project, celery_work
     old = services.training_run_request(project=project, trigger=TrainingRun.Trigger.CLI)
     wait_for(lambda: _finished(old.pk), timeout=120, what="the first run")
     active_before = ModelVersion.objects.get(is_active=True)
+    # A longer second run, so the kill lands mid-training: with the default
+    # tiny run it could land between publishing the folder and recording the
+    # version (that folder is the reconciler's to remove, checked below).
+    services.retrain_policy_update(project=project, train_config={"epochs": 12})
     run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
     wait_for(lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05, timeout=60,
              interval=0.05, what="training to start")
