@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from labeling import aggregates, services
+from rewardmodel.training.formats import ImportedVote, PreferenceRecord
 from tests.conftest import make_records, make_user
 from tests.rewardmodel.test_dashboard_aggregates import buckets_from_pairs, snapshot
 
@@ -64,3 +65,51 @@ def test_dashboard_payload_on_postgres(project, django_user_model):
     assert live == snapshot(project)
     assert payload["model_vs_human"]["n"] > 0 and payload["krippendorff_alpha"]["value"] is not None
     assert payload["annotators"]["rows"][0]["annotator"] == "lefty"
+
+
+def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebuild(django_user_model):
+    # Live votes share the project's aggregate lock while an import takes it
+    # exclusively; both add votes to the same pairs.
+    project = services.project_create(slug="race-import", name="Race", overlap_target=4)
+    records = make_records(30)
+    services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
+    users = [make_user(django_user_model, f"imp{i}", "annotator") for i in range(8)]
+    project.members.add(*users)
+    barrier = threading.Barrier(len(users) + 1)
+    errors: list[BaseException] = []
+
+    def annotate(i, user):
+        rng = random.Random(i)
+        try:
+            barrier.wait()
+            while (assignment := services.assignment_next(project=project, user=user)) is not None:
+                services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right", "tie"]))
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def import_votes():
+        try:
+            barrier.wait()
+            for batch in range(6):  # each batch: a new external annotator votes on every pair
+                voted = [PreferenceRecord(r.prompt, r.response_a, r.response_b, (ImportedVote(f"bulk-{batch}", "b"),))
+                         for r in records]
+                services.pairs_import_batch(project=project, records=voted, shuffle_sides=False)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=annotate, args=(i, u)) for i, u in enumerate(users)]
+    threads.append(threading.Thread(target=import_votes))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert errors == []
+    live = snapshot(project)
+    assert live["buckets"] == buckets_from_pairs(project)
+    aggregates.aggregates_rebuild(project=project)
+    assert live == snapshot(project)
