@@ -10,8 +10,10 @@ locks, which only PostgreSQL takes: SQLite serialises writers with BEGIN
 IMMEDIATE (see config/settings.py), so there is nothing to lock.
 
 Rows come back as model instances through the converters the ORM itself
-applies (`_Loader`), so callers see ordinary models. Everything else in the
-app uses the ORM; the logic stays in `labeling.services`.
+applies (`_Loader`), so callers see ordinary models. The vote's dashboard
+aggregates (`labeling.aggregates`) use the statements at the end of this
+module. Everything else in the app uses the ORM; the logic stays in
+`labeling.services` and `labeling.aggregates`.
 """
 from __future__ import annotations
 
@@ -79,10 +81,11 @@ def cursor() -> Iterator[Any]:
     """A cursor in the current transaction for the fixed statements of the labeling loop.
 
     On PostgreSQL it binds parameters server-side, on Django's own
-    connection: psycopg then prepares a statement after a few runs and
-    PostgreSQL stops planning it again, which took a third of a next+vote's
-    database time. The ORM keeps Django's client-side binding, which some of
-    its queries need. Errors come out as Django's database exceptions.
+    connection: psycopg then prepares each statement on its second run
+    (`prepare_threshold` in config/settings.py) and PostgreSQL stops planning
+    it per request, about a fifth of an in-process next+vote. The ORM keeps
+    Django's client-side binding, which some of its queries need. Errors come
+    out as Django's database exceptions.
     """
     with connection.cursor() as django_cursor:  # connects, and runs Django's health check
         if connection.vendor != "postgresql":
