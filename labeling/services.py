@@ -236,10 +236,10 @@ def _rows_insert(model, columns: Sequence[str], rows: list[Sequence]) -> None:
         if field.get_internal_type() in ("JSONField", "DateTimeField"):
             _column_prepare(params, i, field, connection)
     fields = given + omitted
-    sql = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    statement = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                 f"VALUES ({', '.join(['%s'] * len(fields))})")
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        cursor.executemany(statement, params)
 
 
 def _column_prepare(params: list[list], i: int, field, connection) -> None:

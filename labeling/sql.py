@@ -101,6 +101,12 @@ def _fetchone(sql: str, params: Sequence[Any]) -> tuple | None:
         return cur.fetchone()
 
 
+def _fetchall(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
 def _execute(sql: str, params: Sequence[Any]) -> int:
     with cursor() as cur:
         cur.execute(sql, params)
@@ -167,11 +173,9 @@ def _string_agg(expression: str) -> str:
 
 def user_permissions(*, user_id: int) -> set[str]:
     """"app_label.codename" of every permission the user has, directly or through a group, in one query."""
-    with cursor() as cur:
-        cur.execute(
-            "SELECT ct.app_label, p.codename FROM " + _PERMISSIONS_OF_USER.format(user="%s"), [user_id, user_id]
-        )
-        return {f"{app_label}.{codename}" for app_label, codename in cur.fetchall()}
+    query = "SELECT ct.app_label, p.codename FROM " + _PERMISSIONS_OF_USER.format(user="%s")
+    rows = _fetchall(query, [user_id, user_id])
+    return {f"{app_label}.{codename}" for app_label, codename in rows}
 
 
 # --------------------------------------------------------------------------- #
@@ -355,11 +359,9 @@ def project_stats_save(*, stats: ProjectStats, names: Sequence[str]) -> None:
 
 def pair_other_votes(*, pair_id: int, except_vote_id: int) -> list[tuple[int, str]]:
     """(annotator_id, choice) of the pair's votes other than this one."""
-    with cursor() as cur:
-        cur.execute(
-            "SELECT annotator_id, choice FROM labeling_vote WHERE pair_id = %s AND id <> %s", [pair_id, except_vote_id]
-        )
-        return cur.fetchall()
+    return _fetchall(
+        "SELECT annotator_id, choice FROM labeling_vote WHERE pair_id = %s AND id <> %s", [pair_id, except_vote_id]
+    )
 
 
 def tally_buckets_add(*, project_id: int, deltas: Sequence[tuple[str, int, int, int, int]]) -> None:
@@ -382,13 +384,11 @@ def tally_buckets_add(*, project_id: int, deltas: Sequence[tuple[str, int, int, 
 def annotator_stats_lock(*, project_id: int, annotator_ids: Sequence[int]) -> list[AnnotatorStats]:
     """The rows of these annotators in the project that exist, locked."""
     rows: list[AnnotatorStats] = []
-    with cursor() as cur:
-        for start in range(0, len(annotator_ids), 2000):
-            chunk = annotator_ids[start:start + 2000]
-            cur.execute(
-                f"SELECT {_ANNOTATOR_STATS.columns('s')} FROM labeling_annotatorstats s WHERE s.project_id = %s"
-                f" AND s.annotator_id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY s.id" + _for_update("s"),
-                [project_id, *chunk],
-            )
-            rows += [_ANNOTATOR_STATS.instance(row) for row in cur.fetchall()]
+    for start in range(0, len(annotator_ids), 2000):
+        chunk = annotator_ids[start:start + 2000]
+        rows += [_ANNOTATOR_STATS.instance(row) for row in _fetchall(
+            f"SELECT {_ANNOTATOR_STATS.columns('s')} FROM labeling_annotatorstats s WHERE s.project_id = %s"
+            f" AND s.annotator_id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY s.id" + _for_update("s"),
+            [project_id, *chunk],
+        )]
     return rows

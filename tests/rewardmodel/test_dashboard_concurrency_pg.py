@@ -15,6 +15,27 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 12
 
 
+def _vote_until_done(project, user, seed: int) -> None:
+    """One annotator votes left, right or tie until nothing is left for them."""
+    rng = random.Random(seed)
+    while (assignment := services.assignment_next(project=project, user=user)) is not None:
+        services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right", "tie"]))
+
+
+def _thread(barrier: threading.Barrier, errors: list[BaseException], work, *args) -> threading.Thread:
+    """A thread that starts `work` with the others, records what it raises, and closes its connection."""
+    def run():
+        try:
+            barrier.wait()
+            work(*args)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the tests' assertions
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
+
+
 def test_concurrent_votes_leave_aggregates_equal_to_a_rebuild(django_user_model):
     # given 20 pairs with K=3 and 12 annotators voting at once, ties included
     project = services.project_create(slug="race-agg", name="Race", overlap_target=3)
@@ -24,19 +45,8 @@ def test_concurrent_votes_leave_aggregates_equal_to_a_rebuild(django_user_model)
     barrier = threading.Barrier(THREADS)
     errors: list[BaseException] = []
 
-    def annotate(i, user):
-        rng = random.Random(i)
-        try:
-            barrier.wait()
-            while (assignment := services.assignment_next(project=project, user=user)) is not None:
-                services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right", "tie"]))
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     # when they all vote
-    threads = [threading.Thread(target=annotate, args=(i, u)) for i, u in enumerate(users)]
+    threads = [_thread(barrier, errors, _vote_until_done, project, u, i) for i, u in enumerate(users)]
     for t in threads:
         t.start()
     for t in threads:
@@ -68,8 +78,8 @@ def test_dashboard_payload_on_postgres(project, django_user_model):
 
 
 def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebuild(django_user_model):
-    # Live votes share the project's aggregate lock while an import takes it
-    # exclusively; both add votes to the same pairs.
+    # Live votes and import batches add votes to the same pairs; both take
+    # the pairs' row locks and the project's aggregate lock.
     project = services.project_create(slug="race-import", name="Race", overlap_target=4)
     records = make_records(30)
     services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
@@ -78,31 +88,14 @@ def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebui
     barrier = threading.Barrier(len(users) + 1)
     errors: list[BaseException] = []
 
-    def annotate(i, user):
-        rng = random.Random(i)
-        try:
-            barrier.wait()
-            while (assignment := services.assignment_next(project=project, user=user)) is not None:
-                services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right", "tie"]))
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     def import_votes():
-        try:
-            barrier.wait()
-            for batch in range(6):  # each batch: a new external annotator votes on every pair
-                voted = [PreferenceRecord(r.prompt, r.response_a, r.response_b, (ImportedVote(f"bulk-{batch}", "b"),))
-                         for r in records]
-                services.pairs_import_batch(project=project, records=voted, shuffle_sides=False)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+        for batch in range(6):  # each batch: a new external annotator votes on every pair
+            voted = [PreferenceRecord(r.prompt, r.response_a, r.response_b, (ImportedVote(f"bulk-{batch}", "b"),))
+                     for r in records]
+            services.pairs_import_batch(project=project, records=voted, shuffle_sides=False)
 
-    threads = [threading.Thread(target=annotate, args=(i, u)) for i, u in enumerate(users)]
-    threads.append(threading.Thread(target=import_votes))
+    threads = [_thread(barrier, errors, _vote_until_done, project, u, i) for i, u in enumerate(users)]
+    threads.append(_thread(barrier, errors, import_votes))
     for t in threads:
         t.start()
     for t in threads:
