@@ -23,11 +23,9 @@ def test_admin_retrains_and_watches_progress(live_server, page, celery_worker, a
     page.click("[data-testid=retrain]")
     # then the run page's progress bar moves on its own (HTMX polling), without reloads
     page.wait_for_url("**/runs/*/")
-    # As long as the wait for the end below: on a loaded 2-core CI box the
-    # worker's start and the run's set-up once took over 60 s (11 s idle).
     page.wait_for_function(
         "() => { const b = document.querySelector('[data-testid=run-progress-bar]');"
-        " return b && b.value > 0.05 && b.value < 1; }", timeout=120_000)
+        " return b && b.value > 0.05 && b.value < 1; }", timeout=60_000)
     # and the page ends on a succeeded run with its metrics and the promotion note
     page.wait_for_selector("[data-testid=run-status]:text('Succeeded')", timeout=120_000)
     assert "Promoted: first version" in page.inner_text("[data-testid=promotion-note]")
