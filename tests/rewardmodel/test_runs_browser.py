@@ -11,9 +11,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
 
 
 def test_admin_retrains_and_watches_progress(live_server, page, celery_worker, admin_user):
-    # given a project whose run takes a few seconds, and an admin on its runs page
+    # given a project whose run takes about ten seconds (15 epochs took 2.5 s:
+    # a page that loaded after the run had ended never saw the bar move), and
+    # an admin on its runs page
     project = make_labelled_project()
-    services.retrain_policy_update(project=project, train_config={"epochs": 15})
+    services.retrain_policy_update(project=project, train_config={"epochs": 300})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
