@@ -35,11 +35,12 @@ run: demo
 
 ## make test: the whole suite (real Redis, PostgreSQL, Celery worker, Chromium).
 ## Pass 1 runs on SQLite; pass 2 runs the tests marked `postgres` on the real
-## server (the concurrency tests), since SQLite serialises writers anyway.
+## server (the concurrency tests), since SQLite serialises writers anyway, and
+## those marked `both_databases` (the labeling loop, whose SQL differs).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m postgres $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "postgres or both_databases" $(PYTEST_ARGS)
 
 bench: install-dev
 	$(PY) bench/labeling.py

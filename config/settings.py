@@ -243,6 +243,12 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # The product
 # --------------------------------------------------------------------------- #
 LABELING_LEASE_SECONDS = env_int("LABELING_LEASE_SECONDS", 600, minimum=10)
+# A vote is acknowledged once its commit is on the database's disk. Off: as
+# soon as it is committed, before the flush (PostgreSQL synchronous_commit=off
+# for the vote's transaction), which takes the disk's flush stalls out of the
+# vote's latency; a crash of the database server itself (not of the web
+# server or a worker) can then lose the votes of its last ~0.6 s.
+LABELING_DURABLE_VOTES = env_bool("LABELING_DURABLE_VOTES", True)
 MODEL_ARTIFACTS_DIR = Path(env_str("MODEL_ARTIFACTS_DIR", str(VAR_DIR / "models"))).resolve()
 
 # Dataset import (docs/import_export.md). The upload form refuses a body over

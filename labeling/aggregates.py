@@ -1,7 +1,15 @@
-"""Running aggregates kept up to date on every vote, for the reviewer dashboard.
+"""Running aggregates of the votes, for the reviewer dashboard.
 
-`labeling.services` calls these inside the transaction that writes the
-votes, so the aggregates can never disagree with the vote table.
+The aggregates count exactly the votes with `in_aggregates` set. Imports
+fold their votes in the transaction that writes them. A vote from the
+labeling loop is stored with `in_aggregates` False and folded in later, in
+batches (`aggregates_fold`): by a beat task every few seconds, and by every
+dashboard read before it reads, so a reviewer sees every vote stored before
+the page was asked for. Keeping the vote's own transaction off the
+project-wide rows (a handful of tally buckets and one totals row that every
+vote changes) is what keeps the vote fast under load: when a vote held those
+rows until its commit was on disk, every other vote in the project queued
+behind that commit (docs/labeling.md).
 
 What is kept (models in labeling.models):
 - `TallyBucket`: how many pairs have each (n_a, n_b, n_tie), per split. A
@@ -202,8 +210,9 @@ def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) ->
 # Writing
 # --------------------------------------------------------------------------- #
 def project_stats_locked(*, project_id: int) -> ProjectStats:
-    """The project's totals row, locked: it serialises aggregate writers per project
-    (so the bucket and annotator rows below are never locked in two orders)."""
+    """The project's totals row, locked: it serialises the aggregate writers of a project
+    (fold, import, rebuild, activation), so the bucket and annotator rows below are never
+    locked in two orders. The labeling loop never takes it."""
     found = sql.project_stats_lock(project_id=project_id)
     if found is not None:
         return found
@@ -235,10 +244,11 @@ def _write_buckets(project_id: int, buckets: Counter) -> None:
         sql.tally_buckets_add(project_id=project_id, deltas=deltas)
 
 
-def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> None:
+def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> set[int]:
+    """Add the deltas to the annotators' rows (created on their first vote); the annotator ids written."""
     ids = sorted(set(deltas.annotators) | set(deltas.latencies))
     if not ids:
-        return
+        return set()
     rows = sql.annotator_stats_lock(project_id=project_id, annotator_ids=ids)
     missing = sorted(set(ids) - {row.annotator_id for row in rows})
     if missing:  # an annotator's first vote in the project
@@ -267,6 +277,31 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
         )
         row.flag_count = len(row.flags)
     annotator_stats_update_rows(rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"])
+    return set(ids)
+
+
+def _rejudge_agreement_flags(stats: ProjectStats, *, written: set[int]) -> None:
+    """Judge everyone else's low-agreement flag against the pool as it is now.
+
+    That flag compares an annotator with the others' pooled leave-one-out
+    agreement, which moves with every change, so an annotator who stopped
+    voting would otherwise keep the verdict of the pool at their last vote.
+    Only rows with FLAG_MIN_N or more decisions can carry it.
+    """
+    rows = AnnotatorStats.objects.filter(project_id=stats.project_id, loo_n__gte=FLAG_MIN_N).only(
+        "id", "annotator_id", "sided", "left_chosen", "loo_n", "loo_agree", "latency_n", "median_latency_ms", "flags"
+    )
+    changed = []
+    for row in rows.iterator(chunk_size=2000):
+        if row.annotator_id in written:  # judged against this pool already
+            continue
+        flags = annotator_flags(
+            row, others_loo_n=stats.loo_n - row.loo_n, others_loo_agree=stats.loo_agree - row.loo_agree
+        )
+        if flags != row.flags:
+            row.flags, row.flag_count = flags, len(flags)
+            changed.append(row)
+    annotator_stats_update_rows(changed, ["flags", "flag_count"])
 
 
 def annotator_stats_update_rows(rows: Sequence[AnnotatorStats], names: Sequence[str]) -> None:
@@ -301,30 +336,83 @@ def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:
     _write_buckets(project_id, deltas.buckets)
     for name in _PROJECT_FIELDS:
         setattr(stats, name, getattr(stats, name) + deltas.project[name])
-    _write_annotators(project_id, stats, deltas)
+    pool = (stats.loo_n, stats.loo_agree)
+    written = _write_annotators(project_id, stats, deltas)
+    if (stats.loo_n, stats.loo_agree) != pool:
+        _rejudge_agreement_flags(stats, written=written)
     if [getattr(stats, name) for name in totals] != before:  # a pair's first vote changes none
         sql.project_stats_save(stats=stats, names=totals)
 
 
-def _new_vote(vote: Vote) -> _NewVote:
-    return _NewVote(vote.annotator_id, vote.choice, vote.shown_left, vote.latency_ms)
-
-
 # --------------------------------------------------------------------------- #
-# Hooks called by labeling.services
+# Folding votes in
 # --------------------------------------------------------------------------- #
-def record_vote(*, vote: Vote, split: str, len_a: int, len_b: int) -> None:
-    """Fold one new human vote into the aggregates.
+FOLD_BATCH = 2000
 
-    The pair's earlier votes are read back rather than taken from its
-    counters, which is exact on every backend.
+
+def _pairs_info(pair_ids: Sequence[int]) -> dict[int, tuple[str, int, int]]:
+    """(split, len(response_a), len(response_b)) of each pair."""
+    info: dict[int, tuple[str, int, int]] = {}
+    for start in range(0, len(pair_ids), 500):
+        rows = (
+            Pair.objects.filter(pk__in=pair_ids[start:start + 500])
+            .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
+            .values_list("pk", "split", "len_a", "len_b")
+        )
+        info.update({pk: (split, la, lb) for pk, split, la, lb in rows})
+    return info
+
+
+def _folded_votes(pair_ids: Sequence[int], *, besides: set[tuple[int, int]] = frozenset()) -> dict[int, list]:
+    """(annotator_id, choice) of the votes already in the aggregates on each pair, but for
+    the (pair_id, annotator_id) in `besides`: the pairs' old state for a change."""
+    old: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for start in range(0, len(pair_ids), 500):
+        for pair_id, annotator_id, choice in Vote.objects.filter(
+            pair_id__in=pair_ids[start:start + 500], in_aggregates=True
+        ).values_list("pair_id", "annotator_id", "choice"):
+            if (pair_id, annotator_id) not in besides:
+                old[pair_id].append((annotator_id, choice))
+    return old
+
+
+def aggregates_fold(*, project_id: int, batch: int = FOLD_BATCH) -> int:
+    """Fold the project's votes that are not in the aggregates yet into them; how many were folded.
+
+    One transaction per batch, under the project's aggregate lock. The
+    batch is read first, then the old state of its pairs (their votes
+    already in the aggregates): a vote committed in between is in neither,
+    and is left for the next batch, so none is counted twice or missed.
     """
-    # Lock first: a concurrent vote on the same pair then either committed
-    # before (and is read below as an old vote) or waits for this one.
-    stats = project_stats_locked(project_id=vote.project_id)
-    old = sql.pair_other_votes(pair_id=vote.pair_id, except_vote_id=vote.pk)
-    change = _PairChange(vote.pair_id, split, len_a, len_b, old, [_new_vote(vote)])
-    _apply(stats, [change])
+    folded = 0
+    while True:
+        with transaction.atomic():
+            stats = project_stats_locked(project_id=project_id)
+            rows = list(
+                Vote.objects.filter(project_id=project_id, in_aggregates=False)
+                .order_by("pk")
+                .values_list("pk", "pair_id", "annotator_id", "choice", "shown_left", "latency_ms")[:batch]
+            )
+            if not rows:
+                return folded
+            new: dict[int, list[_NewVote]] = defaultdict(list)
+            for _, pair_id, *fields in rows:
+                new[pair_id].append(_NewVote(*fields))
+            pair_ids = list(new)
+            info, old = _pairs_info(pair_ids), _folded_votes(pair_ids)
+            _apply(stats, [_PairChange(pk, *info[pk], old.get(pk, []), votes) for pk, votes in new.items()])
+            ids = [row[0] for row in rows]
+            for start in range(0, len(ids), 500):
+                Vote.objects.filter(pk__in=ids[start:start + 500]).update(in_aggregates=True)
+        folded += len(rows)
+        if len(rows) < batch:
+            return folded
+
+
+def aggregates_fold_all() -> dict[int, int]:
+    """Fold every project's waiting votes (the beat task); votes folded per project."""
+    project_ids = Vote.objects.filter(in_aggregates=False).values_list("project_id", flat=True).distinct()
+    return {pid: aggregates_fold(project_id=pid) for pid in sorted(set(project_ids))}
 
 
 def record_imported_votes(
@@ -334,33 +422,23 @@ def record_imported_votes(
 
     `new_pairs` gives (split, len(response_a), len(response_b)) of the pairs
     this batch created, which had no votes before; for other pairs, the votes
-    already stored that are not in this batch are the old state. Imported
-    votes have no shown side and no latency. Plain tuples rather than model
-    instances: an import folds in hundreds of thousands of votes.
+    already in the aggregates that are not in this batch are the old state
+    (a live vote still waiting to be folded is not: the fold counts it later,
+    on top of these). Imported votes have no shown side and no latency. Plain
+    tuples rather than model instances: an import folds in hundreds of
+    thousands of votes.
     """
     if not votes:
         return
-    stats = project_stats_locked(project_id=project.pk)  # before reading old votes, as in record_vote
+    stats = project_stats_locked(project_id=project.pk)  # before reading old votes, as in aggregates_fold
     by_pair: dict[int, list[_NewVote]] = defaultdict(list)
     for pair_id, annotator_id, choice in votes:
         by_pair[pair_id].append(_NewVote(annotator_id, choice, None, None))
     info = dict(new_pairs)
     existing = [pk for pk in by_pair if pk not in info]
-    old: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for start in range(0, len(existing), 500):
-        chunk = existing[start:start + 500]
-        rows = (
-            Pair.objects.filter(pk__in=chunk)
-            .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
-            .values_list("pk", "split", "len_a", "len_b")
-        )
-        info.update({pk: (split, la, lb) for pk, split, la, lb in rows})
-        batch = {(pk, v.annotator_id) for pk in chunk for v in by_pair[pk]}
-        for pair_id, annotator_id, choice in Vote.objects.filter(pair_id__in=chunk).values_list(
-            "pair_id", "annotator_id", "choice"
-        ):
-            if (pair_id, annotator_id) not in batch:
-                old[pair_id].append((annotator_id, choice))
+    info.update(_pairs_info(existing))
+    batch = {(pk, v.annotator_id) for pk in existing for v in by_pair[pk]}
+    old = _folded_votes(existing, besides=batch)
     changes = [_PairChange(pk, *info[pk], old.get(pk, []), new) for pk, new in by_pair.items()]
     _apply(stats, changes)
 
@@ -373,11 +451,14 @@ def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
 
     For a project whose votes predate the dashboard, or after a manual
     fix of the vote table. Each pair is folded in as all-new votes on an
-    empty pair: the same arithmetic as the live hooks, which is what the
-    tests compare against.
+    empty pair: the same arithmetic as `aggregates_fold` and imports, which
+    is what the tests compare against.
     """
     with transaction.atomic():
         stats = project_stats_locked(project_id=project.pk)
+        # Everything stored so far is counted; a vote committed after this
+        # statement stays out of the aggregates until the next fold.
+        Vote.objects.filter(project=project, in_aggregates=False).update(in_aggregates=True)
         TallyBucket.objects.filter(project=project).delete()
         AnnotatorStats.objects.filter(project=project).delete()
         for name in (*_PROJECT_FIELDS, "loo_n", "loo_agree"):
@@ -393,7 +474,7 @@ def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
                 .values_list("pk", "split", "len_a", "len_b")
             }
             votes: dict[int, list[_NewVote]] = defaultdict(list)
-            for pair_id, *fields in Vote.objects.filter(pair_id__in=chunk).order_by("pk").values_list(
+            for pair_id, *fields in Vote.objects.filter(pair_id__in=chunk, in_aggregates=True).order_by("pk").values_list(
                 "pair_id", "annotator_id", "choice", "shown_left", "latency_ms"
             ):
                 votes[pair_id].append(_NewVote(*fields))

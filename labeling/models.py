@@ -193,6 +193,13 @@ class Vote(models.Model):
     rationale = models.TextField(blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A vote from the labeling loop is stored False and folded into the
+    # dashboard aggregates in batches, after its request
+    # (labeling.aggregates.aggregates_fold), so no vote waits on the
+    # project-wide aggregate rows. Imports fold their votes as they write them.
+    in_aggregates = models.BooleanField(
+        default=True, help_text="Counted in the dashboard aggregates (TallyBucket, AnnotatorStats, ProjectStats)."
+    )
 
     class Meta:
         constraints = [
@@ -204,6 +211,8 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["project", "created_at"], name="vote_project_time_idx"),
             models.Index(fields=["annotator", "project"], name="vote_annotator_idx"),
+            # The votes waiting to be folded: a handful at any time, whatever the table's size.
+            models.Index(fields=["project", "id"], condition=Q(in_aggregates=False), name="vote_fold_queue_idx"),
         ]
 
     def __str__(self) -> str:

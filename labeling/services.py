@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
@@ -318,10 +319,10 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
 
     Never a pair this annotator has seen (voted, skipped or leased), never a
     pair whose votes plus live leases have reached K. Safe under
-    concurrency: the slot is taken by one conditional UPDATE whose pick is
-    locked with SKIP LOCKED on PostgreSQL (`sql.pair_take_slot`), and a
-    partial unique index allows one live lease per annotator and project.
-    The statements are hand-written SQL: this runs for every pair served.
+    concurrency: the slot is taken under the pick's row lock, taken with
+    SKIP LOCKED on PostgreSQL (`sql.lease_take`), and a partial unique index
+    allows one live lease per annotator and project. The statements are
+    hand-written SQL: this runs for every pair served.
     """
     now = now or timezone.now()
     annotator = annotator_for_user(user=user)
@@ -340,26 +341,19 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
 
 
 def _lease_open_pair(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
-    with transaction.atomic():
-        pair = sql.pair_take_slot(
-            project_id=project.pk, annotator_id=annotator.pk, overlap_target=project.overlap_target
-        )
-        if pair is None:
-            return None
-        assignment = sql.assignment_insert(
-            project_id=project.pk,
-            pair=pair,
-            annotator_id=annotator.pk,
-            left=secrets.choice((Side.A, Side.B)),
-            served_at=now,
-            expires_at=now + timedelta(seconds=project.lease_seconds),
-        )
-        if assignment is not None:
-            return assignment
-        # The same annotator asked twice at once and the other request's
-        # lease won the unique index: give this slot back and hand that one over.
-        sql.pair_release_slot(pair_id=pair.pk)
-        return sql.assignment_live(project_id=project.pk, annotator_id=annotator.pk)
+    assignment = sql.lease_take(
+        project_id=project.pk,
+        annotator_id=annotator.pk,
+        overlap_target=project.overlap_target,
+        left=secrets.choice((Side.A, Side.B)),
+        served_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+    if assignment is not None:
+        return assignment
+    # Nothing open for them, or the same annotator asked twice at once and
+    # the other request's lease won the one-live-lease index: hand that one over.
+    return sql.assignment_live(project_id=project.pk, annotator_id=annotator.pk)
 
 
 def assignments_reclaim_expired(
@@ -392,20 +386,20 @@ def _group_by_count(counter: Counter) -> dict[int, list[int]]:
     return grouped
 
 
-def _owned_assignment_for_update(*, assignment_id: int, user: AbstractBaseUser) -> tuple[Assignment, int, int]:
-    """The user's assignment, locked, with project and pair loaded; and the two responses' lengths."""
+def _owned_assignment_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
+    """The user's assignment, locked, with its project loaded."""
     annotator = annotator_for_user(user=user)
-    found = sql.assignment_lock_for_vote(assignment_id=assignment_id)
-    if found is None or found[0].annotator_id != annotator.pk:
+    assignment = sql.assignment_lock_for_vote(assignment_id=assignment_id)
+    if assignment is None or assignment.annotator_id != annotator.pk:
         # Not yours (or not there): the same answer either way, so ids leak nothing.
         raise Conflict("This pair is not assigned to you.")
-    return found
+    return assignment
 
 
 def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> None:
     """Give the pair back to the pool; this annotator will not see it again."""
     with transaction.atomic():
-        assignment, _, _ = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
         if assignment.state == Assignment.State.SKIPPED:
             return
         if assignment.state != Assignment.State.LIVE:
@@ -463,7 +457,7 @@ def vote_submit(
     now = now or timezone.now()
     rationale = (rationale or "").strip()
     with transaction.atomic():
-        assignment, len_a, len_b = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
         project = assignment.project
         _validate_vote_input(project=project, choice=choice, strength=strength, rationale=rationale)
         pair_choice = _choice_in_pair_terms(screen_choice=choice, assignment=assignment)
@@ -484,14 +478,14 @@ def vote_submit(
         server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
         if latency_ms is None or not 0 <= latency_ms <= server_ms:
             latency_ms = server_ms
-        vote = sql.vote_insert(
+        vote = sql.vote_record(
             assignment=assignment, choice=pair_choice, strength=strength, rationale=rationale,
-            latency_ms=latency_ms, now=now,
+            latency_ms=latency_ms, now=now, durable=settings.LABELING_DURABLE_VOTES,
         )
-        sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.VOTED)
         assignment.state = Assignment.State.VOTED
-        sql.pair_count_vote(pair_id=assignment.pair_id, choice=pair_choice)
-        aggregates.record_vote(vote=vote, split=assignment.pair.split, len_a=len_a, len_b=len_b)
+        # The dashboard aggregates count it when it is folded in, after this
+        # request (labeling.aggregates): here it would queue behind every
+        # other vote in the project, on the project-wide aggregate rows.
     return vote, True
 
 

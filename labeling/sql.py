@@ -10,10 +10,11 @@ locks, which only PostgreSQL takes: SQLite serialises writers with BEGIN
 IMMEDIATE (see config/settings.py), so there is nothing to lock.
 
 Rows come back as model instances through the converters the ORM itself
-applies (`_Loader`), so callers see ordinary models. The vote's dashboard
-aggregates (`labeling.aggregates`) use the statements at the end of this
-module. Everything else in the app uses the ORM; the logic stays in
-`labeling.services` and `labeling.aggregates`.
+applies (`_Loader`), so callers see ordinary models. The dashboard
+aggregates (`labeling.aggregates`), which fold votes in after their
+requests, use the statements at the end of this module. Everything else in
+the app uses the ORM; the logic stays in `labeling.services` and
+`labeling.aggregates`.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any, Iterator, Sequence
 import psycopg
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 
 from labeling.models import Annotator, AnnotatorStats, ApiToken, Assignment, Pair, Project, ProjectStats, Vote
@@ -113,6 +114,23 @@ def _execute(sql: str, params: Sequence[Any]) -> int:
         return cur.rowcount
 
 
+def _soft_commit() -> str:
+    """A select-list expression that lets the commit of a statement that is its own
+    transaction return before its WAL is on disk (PostgreSQL), else NULL.
+
+    `set_config(..., true)` is SET LOCAL for the running transaction, carried
+    in the statement itself rather than as one more round trip. The write stays
+    atomic and consistent; only its durability is deferred, by at most three
+    times `wal_writer_delay` (0.6 s by default), and only a crash of the
+    database server itself can lose it. Inside a caller's transaction it would
+    defer that whole transaction's commit, so it is left out there. SQLite
+    (WAL, synchronous=NORMAL) does not sync on commit anyway.
+    """
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return "set_config('synchronous_commit', 'off', true)"
+    return "NULL"
+
+
 # --------------------------------------------------------------------------- #
 # Who is asking
 # --------------------------------------------------------------------------- #
@@ -152,7 +170,16 @@ def token_user(*, key_hash: str) -> tuple[ApiToken, Model] | None:
 
 
 def token_touch(*, token_id: int, now: datetime) -> None:
-    _execute("UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s", [_db_datetime(now), token_id])
+    """Record when a token was last used (shown to admins; at most once a minute per token).
+
+    Its commit does not wait for the disk: losing the last stamp in a crash of
+    the database server is harmless, and otherwise every minute one labeling
+    request per token would wait out the disk's flush.
+    """
+    _execute(
+        f"UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s RETURNING {_soft_commit()}",
+        [_db_datetime(now), token_id],
+    )
 
 
 # Permissions granted to a user directly or through a group; {user} is the user id (a column or %s).
@@ -222,92 +249,154 @@ def assignment_live(*, project_id: int, annotator_id: int) -> Assignment | None:
     return None if row is None else _assignment_with_pair(row)
 
 
-def pair_take_slot(*, project_id: int, annotator_id: int, overlap_target: int) -> Pair | None:
-    """Take one slot on the least-served open pair this annotator has not seen; the pair, or None.
+# The least-served open pair this annotator has not seen (leased or voted):
+# the subquery walks the (project, slots_taken, rank) index in order. On
+# PostgreSQL it locks its pick with SKIP LOCKED, so concurrent annotators take
+# different pairs instead of queueing.
+_PICK = (
+    "SELECT p.id FROM labeling_pair p WHERE p.project_id = %(project)s AND p.slots_taken < %(k)s"
+    " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = p.id AND s.annotator_id = %(annotator)s)"
+    " AND NOT EXISTS (SELECT 1 FROM labeling_vote v WHERE v.pair_id = p.id AND v.annotator_id = %(annotator)s)"
+    " ORDER BY p.slots_taken, p.rank LIMIT 1"
+)
+_LEASE_COLUMNS = 'project_id, pair_id, annotator_id, "left", state, served_at, expires_at'
 
-    One statement: the subquery walks the (project, slots_taken, rank) index
-    and skips pairs the annotator leased or voted before; on PostgreSQL it
-    locks its pick with SKIP LOCKED, so concurrent annotators take different
-    pairs instead of queueing, and the outer UPDATE re-checks the count.
-    """
-    row = _fetchone(
-        "UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ("
-        " SELECT p.id FROM labeling_pair p WHERE p.project_id = %s AND p.slots_taken < %s"
-        " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = p.id AND s.annotator_id = %s)"
-        " AND NOT EXISTS (SELECT 1 FROM labeling_vote v WHERE v.pair_id = p.id AND v.annotator_id = %s)"
-        " ORDER BY p.slots_taken, p.rank LIMIT 1" + _for_update("p", skip_locked=True) + ")"
-        f" AND slots_taken < %s RETURNING {', '.join(_PAIR_SHOWN.attnames)}",
-        [project_id, overlap_target, annotator_id, annotator_id, overlap_target],
-    )
-    return None if row is None else _PAIR_SHOWN.instance(row)
+# PostgreSQL: pick, lease and take the slot in one statement, which is its own
+# transaction. The lease is inserted before the slot is taken, so a lease the
+# one-live-lease index refuses (the same annotator asking twice at once)
+# takes no slot; the pick's row lock keeps the count from moving in between.
+# A lease is soft state, so its commit does not wait for the disk
+# (`_soft_commit`): lost in a crash of the database server, its slot goes
+# with it, and a vote on it is refused until the client asks for the next
+# pair.
+LEASE_STATEMENT_POSTGRESQL = (
+    f"WITH pick AS ({_PICK} FOR UPDATE OF p SKIP LOCKED),"
+    f" lease AS (INSERT INTO labeling_assignment ({_LEASE_COLUMNS})"
+    "  SELECT %(project)s, pick.id, %(annotator)s, %(left)s, 'live', %(served)s, %(expires)s FROM pick"
+    "  ON CONFLICT DO NOTHING RETURNING id, pair_id),"
+    " slot AS (UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = (SELECT pair_id FROM lease)"
+    "  RETURNING {pair})"
+    " SELECT lease.id, {slot}, {soft_commit} FROM lease JOIN slot ON slot.id = lease.pair_id"
+)
 
 
-def pair_release_slot(*, pair_id: int) -> None:
-    _execute("UPDATE labeling_pair SET slots_taken = slots_taken - 1 WHERE id = %s", [pair_id])
-
-
-def assignment_insert(
-    *, project_id: int, pair: Pair, annotator_id: int, left: str, served_at: datetime, expires_at: datetime
+def lease_take(
+    *, project_id: int, annotator_id: int, overlap_target: int, left: str, served_at: datetime, expires_at: datetime
 ) -> Assignment | None:
-    """A new live lease, or None if the annotator already has one or has seen the pair (a unique index)."""
-    row = _fetchone(
-        'INSERT INTO labeling_assignment (project_id, pair_id, annotator_id, "left", state, served_at, expires_at)'
-        " VALUES (%s, %s, %s, %s, 'live', %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-        [project_id, pair.pk, annotator_id, left, _db_datetime(served_at), _db_datetime(expires_at)],
-    )
-    if row is None:
-        return None
+    """Lease the least-served open pair this annotator has not seen: the new live
+    lease with its pair, or None if no pair is open for them or they already hold
+    a live lease (a partial unique index allows one per project).
+
+    Taking the slot counts the lease in the pair's `slots_taken`, re-checked
+    against K under the row's lock, so K holds under any interleaving.
+    PostgreSQL runs one statement; SQLite, which serialises writers (BEGIN
+    IMMEDIATE), runs the same steps in one transaction.
+    """
+    params = {"project": project_id, "k": overlap_target, "annotator": annotator_id, "left": left,
+              "served": _db_datetime(served_at), "expires": _db_datetime(expires_at)}
+    if connection.vendor == "postgresql":
+        row = _fetchone(LEASE_STATEMENT_POSTGRESQL.format(
+            pair=", ".join(_PAIR_SHOWN.attnames), slot=_PAIR_SHOWN.columns("slot"), soft_commit=_soft_commit(),
+        ), params)
+        if row is None:
+            return None
+        lease_id, pair = row[0], _PAIR_SHOWN.instance(row[1:-1])
+    else:
+        with transaction.atomic():
+            row = _fetchone(
+                f"UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ({_PICK})"
+                f" AND slots_taken < %(k)s RETURNING {', '.join(_PAIR_SHOWN.attnames)}",
+                params,
+            )
+            if row is None:
+                return None
+            pair = _PAIR_SHOWN.instance(row)
+            row = _fetchone(
+                f"INSERT INTO labeling_assignment ({_LEASE_COLUMNS}) VALUES (%(project)s, %(pair)s, %(annotator)s,"
+                " %(left)s, 'live', %(served)s, %(expires)s) ON CONFLICT DO NOTHING RETURNING id",
+                {**params, "pair": pair.pk},
+            )
+            if row is None:  # this annotator's other request won the one-live-lease index
+                pair_release_slot(pair_id=pair.pk)
+                return None
+            lease_id = row[0]
     assignment = Assignment(
-        id=row[0], project_id=project_id, pair=pair, annotator_id=annotator_id, left=left,
+        id=lease_id, project_id=project_id, pair=pair, annotator_id=annotator_id, left=left,
         state=Assignment.State.LIVE, served_at=served_at, expires_at=expires_at,
     )
     assignment._state.adding = False
     return assignment
 
 
+def pair_release_slot(*, pair_id: int) -> None:
+    _execute("UPDATE labeling_pair SET slots_taken = slots_taken - 1 WHERE id = %s", [pair_id])
+
+
 # --------------------------------------------------------------------------- #
 # Votes
 # --------------------------------------------------------------------------- #
-# What a vote and its aggregates need from the pair: lengths, not the texts.
-_PAIR_FOR_VOTE = _Loader(Pair, ["id", "project_id", "split"])
-
-
-def assignment_lock_for_vote(*, assignment_id: int) -> tuple[Assignment, int, int] | None:
-    """The assignment, locked, with `.project` and `.pair` (id, split) loaded; and the two responses' lengths.
+def assignment_lock_for_vote(*, assignment_id: int) -> Assignment | None:
+    """The assignment, locked, with `.project` loaded.
 
     Only the assignment row is locked: locking the project too would
     serialise every vote in the project.
     """
     row = _fetchone(
-        f"SELECT {_ASSIGNMENT.columns('a')}, {_PROJECT.columns('j')}, {_PAIR_FOR_VOTE.columns('p')},"
-        " LENGTH(p.response_a), LENGTH(p.response_b)"
-        " FROM labeling_assignment a JOIN labeling_project j ON j.id = a.project_id"
-        " JOIN labeling_pair p ON p.id = a.pair_id WHERE a.id = %s" + _for_update("a"),
+        f"SELECT {_ASSIGNMENT.columns('a')}, {_PROJECT.columns('j')}"
+        " FROM labeling_assignment a JOIN labeling_project j ON j.id = a.project_id WHERE a.id = %s"
+        + _for_update("a"),
         [assignment_id],
     )
     if row is None:
         return None
-    i, j = len(_ASSIGNMENT), len(_ASSIGNMENT) + len(_PROJECT)
-    assignment, project = _ASSIGNMENT.instance(row[:i]), _PROJECT.instance(row[i:j])
-    pair = _PAIR_FOR_VOTE.instance(row[j:j + len(_PAIR_FOR_VOTE)])
+    assignment, project = _ASSIGNMENT.instance(row[:len(_ASSIGNMENT)]), _PROJECT.instance(row[len(_ASSIGNMENT):])
     Assignment._meta.get_field("project").set_cached_value(assignment, project)
-    Assignment._meta.get_field("pair").set_cached_value(assignment, pair)
-    return assignment, row[-2], row[-1]
+    return assignment
 
 
-def vote_insert(
-    *, assignment: Assignment, choice: str, strength: int | None, rationale: str, latency_ms: int, now: datetime
+_TALLY_COLUMNS = {"a": "votes_a", "b": "votes_b"}
+_VOTE_INSERT = (
+    "INSERT INTO labeling_vote (project_id, pair_id, annotator_id, assignment_id, choice, shown_left,"
+    " strength, rationale, latency_ms, created_at, in_aggregates)"
+    " VALUES (%(project)s, %(pair)s, %(annotator)s, %(lease)s, %(choice)s, %(left)s, %(strength)s, %(rationale)s,"
+    " %(latency)s, %(now)s, %(in_aggregates)s) RETURNING id"
+)
+_LEASE_VOTED = "UPDATE labeling_assignment SET state = 'voted' WHERE id = %(lease)s"
+# Ties and both-bad count as ties on the pair.
+_PAIR_COUNT = "UPDATE labeling_pair SET vote_count = vote_count + 1, {column} = {column} + 1 WHERE id = %(pair)s"
+
+
+def vote_record(
+    *, assignment: Assignment, choice: str, strength: int | None, rationale: str, latency_ms: int, now: datetime,
+    durable: bool = True,
 ) -> Vote:
-    row = _fetchone(
-        "INSERT INTO labeling_vote (project_id, pair_id, annotator_id, assignment_id, choice, shown_left,"
-        " strength, rationale, latency_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        [assignment.project_id, assignment.pair_id, assignment.annotator_id, assignment.pk, choice, assignment.left,
-         strength, rationale, latency_ms, _db_datetime(now)],
-    )
+    """Store a vote on a locked live lease: the vote (not in the dashboard aggregates
+    yet: they fold it in later), the lease marked voted, the pair's counters.
+
+    In the caller's transaction: one statement on PostgreSQL, three on
+    SQLite. With `durable` False, the transaction's commit does not wait for
+    the disk on PostgreSQL (LABELING_DURABLE_VOTES in config/settings.py).
+    """
+    params = {"project": assignment.project_id, "pair": assignment.pair_id, "annotator": assignment.annotator_id,
+              "lease": assignment.pk, "choice": choice, "left": assignment.left, "strength": strength,
+              "rationale": rationale, "latency": latency_ms, "now": _db_datetime(now), "in_aggregates": False}
+    count = _PAIR_COUNT.format(column=_TALLY_COLUMNS.get(choice, "votes_tie"))
+    if connection.vendor == "postgresql":
+        # The caller's transaction is the vote's own: opting out of durability defers its commit.
+        soft_commit = "NULL" if durable else "set_config('synchronous_commit', 'off', true)"
+        vote_id = _fetchone(
+            f"WITH vote AS ({_VOTE_INSERT}), lease AS ({_LEASE_VOTED}), pair AS ({count})"
+            f" SELECT id, {soft_commit} FROM vote",
+            params,
+        )[0]
+    else:
+        vote_id = _fetchone(_VOTE_INSERT, params)[0]
+        _execute(_LEASE_VOTED, params)
+        _execute(count, params)
     vote = Vote(
-        id=row[0], project_id=assignment.project_id, pair_id=assignment.pair_id,
+        id=vote_id, project_id=assignment.project_id, pair_id=assignment.pair_id,
         annotator_id=assignment.annotator_id, assignment=assignment, choice=choice, shown_left=assignment.left,
-        strength=strength, rationale=rationale, latency_ms=latency_ms, created_at=now,
+        strength=strength, rationale=rationale, latency_ms=latency_ms, created_at=now, in_aggregates=False,
     )
     vote._state.adding = False
     return vote
@@ -315,17 +404,6 @@ def vote_insert(
 
 def assignment_set_state(*, assignment_id: int, state: str) -> None:
     _execute("UPDATE labeling_assignment SET state = %s WHERE id = %s", [state, assignment_id])
-
-
-_TALLY_COLUMNS = {"a": "votes_a", "b": "votes_b"}
-
-
-def pair_count_vote(*, pair_id: int, choice: str) -> None:
-    """Add one vote to the pair's counters (ties and both-bad count as ties)."""
-    column = _TALLY_COLUMNS.get(choice, "votes_tie")
-    _execute(
-        f"UPDATE labeling_pair SET vote_count = vote_count + 1, {column} = {column} + 1 WHERE id = %s", [pair_id]
-    )
 
 
 def pair_retake_slot(*, pair_id: int, overlap_target: int) -> bool:
@@ -337,7 +415,7 @@ def pair_retake_slot(*, pair_id: int, overlap_target: int) -> bool:
 
 
 # --------------------------------------------------------------------------- #
-# Dashboard aggregates, written in the vote's transaction (labeling.aggregates)
+# Dashboard aggregates, written when votes are folded in (labeling.aggregates)
 # --------------------------------------------------------------------------- #
 _PROJECT_STATS = _Loader(ProjectStats)
 _ANNOTATOR_STATS = _Loader(AnnotatorStats)
@@ -355,13 +433,6 @@ def project_stats_lock(*, project_id: int) -> ProjectStats | None:
 def project_stats_save(*, stats: ProjectStats, names: Sequence[str]) -> None:
     sets = ", ".join(f"{name} = %s" for name in names)
     _execute(f"UPDATE labeling_projectstats SET {sets} WHERE id = %s", [*(getattr(stats, n) for n in names), stats.pk])
-
-
-def pair_other_votes(*, pair_id: int, except_vote_id: int) -> list[tuple[int, str]]:
-    """(annotator_id, choice) of the pair's votes other than this one."""
-    return _fetchall(
-        "SELECT annotator_id, choice FROM labeling_vote WHERE pair_id = %s AND id <> %s", [pair_id, except_vote_id]
-    )
 
 
 def tally_buckets_add(*, project_id: int, deltas: Sequence[tuple[str, int, int, int, int]]) -> None:

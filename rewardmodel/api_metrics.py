@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from labeling.aggregates import aggregates_fold
 from labeling.api_auth import require_perm
 from labeling.selectors import project_get
 from rewardmodel.dashboard import ANNOTATORS_PER_PAGE, MAX_PER_PAGE, dashboard_payload
@@ -26,4 +27,5 @@ def project_metrics(request: HttpRequest, slug: str, query: Query[MetricsQuery])
     human ceiling, versions, calibration, length buckets, annotators and red flags."""
     require_perm(request, "rewardmodel.view_dashboard")
     project = project_get(slug=slug)
+    aggregates_fold(project_id=project.pk)  # count every vote stored so far, as the dashboard page does
     return dashboard_payload(project=project, page=query.page, per_page=query.per_page)

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from labeling.aggregates import aggregates_fold
 from labeling.errors import NotFound
 from labeling.selectors import project_get
 from labeling.tabular import csv_neutralise
@@ -20,10 +21,14 @@ from rewardmodel import dashboard
 
 
 def _project(slug: str):
+    """The project, its live votes folded into the aggregates first, so that every
+    figure counts every vote stored before this request (labeling.aggregates)."""
     try:
-        return project_get(slug=slug)
+        project = project_get(slug=slug)
     except NotFound:
         raise Http404("No such project.") from None
+    aggregates_fold(project_id=project.pk)
+    return project
 
 
 def _page(request: HttpRequest) -> int:

@@ -1,7 +1,8 @@
 """Shared fixtures: one user per role, a project, and pairs to label.
 
 Tests run on SQLite by default; the ones marked `postgres` run in a second
-pass against the real PostgreSQL server (see the Makefile's test target).
+pass against the real PostgreSQL server (see the Makefile's test target), and
+the ones marked `both_databases` in both.
 Redis is the real server at REDIS_URL (127.0.0.1:6379, db 15 by default).
 """
 from __future__ import annotations
@@ -31,9 +32,12 @@ if django_settings.REDIS_URL != _REDIS_URL:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run postgres-marked tests only when the database is PostgreSQL, and the rest only when it is not."""
+    """Run postgres-marked tests only when the database is PostgreSQL, the rest only when it is not,
+    and those marked both_databases in either pass."""
     on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
     for item in items:
+        if "both_databases" in item.keywords:
+            continue
         if ("postgres" in item.keywords) != on_postgres:
             item.add_marker(pytest.mark.skip(reason="runs in the other database pass (make test runs both)"))
 

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from labeling import services
+from labeling import aggregates, services
 from labeling.models import Assignment, Vote
 
 XSS_PAYLOADS = [
@@ -168,7 +168,12 @@ def test_annotator_sees_their_own_stats_only(client, project, pairs, annotator_u
     for user in (annotator_user, annotator_user2):
         assignment = services.assignment_next(project=project, user=user)
         services.vote_submit(assignment_id=assignment.pk, user=user, choice="left", latency_ms=4000)
-    # when alice opens the page
+    # and the votes not folded into the aggregates yet: her count is there, her figures not
+    html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
+    assert "<strong>1</strong> labeled by you" in html
+    assert "your median time" not in html
+    # when the beat task has folded them in and alice opens the page again
+    aggregates.aggregates_fold_all()
     html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
     # then she sees her own figures and not bob's name
     assert "<strong>1</strong> labeled by you" in html

@@ -4,7 +4,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling import services
+from labeling import aggregates, services
 from labeling.models import AnnotatorStats, TallyBucket
 
 
@@ -13,6 +13,7 @@ def test_rebuild_restores_aggregates_after_they_were_lost(project, pairs, annota
     for _ in range(3):
         assignment = services.assignment_next(project=project, user=annotator_user)
         services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left")
+    aggregates.aggregates_fold(project_id=project.pk)
     expected = sorted(TallyBucket.objects.filter(project=project).values_list("split", "n_a", "n_b", "n_tie", "pairs"))
     TallyBucket.objects.filter(project=project).delete()
     AnnotatorStats.objects.filter(project=project).delete()

@@ -12,6 +12,9 @@ from labeling.errors import Conflict
 from labeling.models import Assignment, Pair, Vote
 from tests.conftest import make_records, make_user
 
+# The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
+pytestmark = pytest.mark.both_databases
+
 
 def test_left_side_is_randomised_about_half_the_time(project, annotator_user):
     # given 1,000 pairs
@@ -127,3 +130,23 @@ def test_selection_query_walks_the_queue_index(project, pairs, annotator_user):
         plan = " | ".join(row[-1] for row in cursor.fetchall())
     assert "pair_queue_idx" in plan, plan
     assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_lease_statement_walks_the_queue_index_on_postgresql(project, pairs, annotator_user):
+    # The same check for PostgreSQL's one-statement lease (sql.LEASE_STATEMENT_POSTGRESQL).
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's plan; SQLite's is checked above")
+    import json
+
+    from labeling import sql
+
+    statement = sql.LEASE_STATEMENT_POSTGRESQL.format(pair="id", slot="slot.id", soft_commit="NULL")
+    params = {"project": project.pk, "k": 3, "annotator": 1, "left": "a", "served": timezone.now(),
+              "expires": timezone.now()}
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE labeling_pair")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table; ask which index the planner can walk
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, params)
+        plan = json.dumps(cursor.fetchone()[0])
+    assert "pair_queue_idx" in plan, plan
+    assert '"Node Type": "Sort"' not in plan, plan

@@ -5,6 +5,9 @@ from labeling import services
 from labeling.errors import Conflict, InvalidInput
 from labeling.models import Pair, Vote
 
+# The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.mark.parametrize("screen, expected_for_left_a", [("left", "a"), ("right", "b"), ("tie", "tie"), ("both_bad", "both_bad")])
 def test_screen_choice_is_stored_in_pair_terms(project, pairs, annotator_user, screen, expected_for_left_a):

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from labeling.models import Assignment, Vote
+from labeling.models import AnnotatorStats, Assignment, Vote
 from rewardmodel import services
 from rewardmodel.models import ModelVersion, TrainingRun
 from rewardmodel.schedules import SCHEDULES, beat_schedules_ensure
@@ -19,11 +19,12 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
 def test_schedules_are_editable_rows_created_once(db):
-    # given the rows (migration 0003 creates them; a flush by an earlier test may have removed them)
+    # given the rows (migrations 0003 and 0004 create them; a flush by an earlier test may have removed them)
     beat_schedules_ensure()
     tasks = dict(PeriodicTask.objects.values_list("task", "interval__every"))
     assert tasks["rewardmodel.tasks.retrain_due_projects"] == 60
     assert tasks["rewardmodel.tasks.reconcile_runs"] == 30
+    assert tasks["labeling.aggregates_fold"] == 5
     # when an admin edits one and the rows are ensured again, the edit stays
     PeriodicTask.objects.filter(task="rewardmodel.tasks.reconcile_runs").update(enabled=False)
     beat_schedules_ensure()
@@ -32,8 +33,10 @@ def test_schedules_are_editable_rows_created_once(db):
 
 
 def test_migration_and_service_define_the_same_schedules():
-    migration = importlib.import_module("rewardmodel.migrations.0003_periodic_tasks")
-    assert migration.SCHEDULES == SCHEDULES
+    migrated = []
+    for name in ("0003_periodic_tasks", "0004_fold_schedule"):
+        migrated += importlib.import_module(f"rewardmodel.migrations.{name}").SCHEDULES
+    assert migrated == SCHEDULES
 
 
 def test_after_n_new_votes_beat_retrains_on_its_own(transactional_db, rm_settings, annotator_user, client,
@@ -62,5 +65,27 @@ def test_after_n_new_votes_beat_retrains_on_its_own(transactional_db, rm_setting
                        timeout=120, what="the scheduled run to finish")
         assert run.status == "succeeded", run.error
         assert ModelVersion.objects.get(run=run).is_active
+    finally:
+        beat.kill()
+
+
+def test_beat_folds_live_votes_into_the_dashboard_aggregates(transactional_db, rm_settings, annotator_user, client,
+                                                             celery_worker, tmp_path):
+    # given beat folding every second, and an annotator's live vote
+    project = make_labelled_project(members=[annotator_user], overlap_target=4)
+    beat_schedules_ensure()
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(task="labeling.aggregates_fold").update(interval=every_second)
+    beat = start_beat(log_dir=tmp_path / "logs")
+    try:
+        client.force_login(annotator_user)
+        client.get(reverse("label", args=[project.slug]))
+        assignment = Assignment.objects.get(annotator__user=annotator_user)
+        client.post(reverse("label-vote", args=[project.slug, assignment.pk]), {"choice": "left"})
+        vote = Vote.objects.get(assignment=assignment)
+        # when beat's task has run on the worker
+        wait_for(lambda: Vote.objects.get(pk=vote.pk).in_aggregates, timeout=30, what="beat to fold the vote")
+        # then the annotator's own figures count it
+        assert AnnotatorStats.objects.get(project=project, annotator__user=annotator_user).votes == 1
     finally:
         beat.kill()

@@ -13,6 +13,9 @@ from rewardmodel.models import ModelVersion, TrainingRun
 from rewardmodel.training.formats import ImportedVote, PreferenceRecord
 from tests.conftest import make_records, make_user
 
+# The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
+pytestmark = pytest.mark.both_databases
+
 
 def snapshot(project) -> dict:
     buckets = {
@@ -65,11 +68,13 @@ def three_annotators(django_user_model, project, annotator_user, annotator_user2
     return [annotator_user, annotator_user2, carol]
 
 
-def test_live_votes_keep_aggregates_equal_to_a_rebuild(project, pairs, three_annotators):
+def test_folded_live_votes_equal_a_rebuild(project, pairs, three_annotators):
     # given three annotators voting on every pair with ties and both-bad
     cast = vote_all(project, three_annotators, random.Random(7))
     assert cast == 3 * len(pairs)
-    # when the aggregates kept on each vote are compared with a rebuild
+    # when their votes are folded in, in batches smaller than a pair's votes,
+    # and compared with a rebuild
+    assert aggregates.aggregates_fold(project_id=project.pk, batch=2) == cast
     live = snapshot(project)
     aggregates.aggregates_rebuild(project=project)
     rebuilt = snapshot(project)
@@ -91,7 +96,11 @@ def test_earlier_voters_leave_one_out_agreement_follows_new_votes(project, three
         return assignment.pair_id
 
     first = vote(alice, "a")
-    stats = lambda user: AnnotatorStats.objects.get(project=project, annotator__user=user)  # noqa: E731
+
+    def stats(user):
+        aggregates.aggregates_fold(project_id=project.pk)
+        return AnnotatorStats.objects.get(project=project, annotator__user=user)
+
     assert (stats(alice).loo_n, stats(alice).loo_agree) == (0, 0)
     # when bob votes a on the same pair (least-served first: the same pair)
     assert vote(bob, "a") == first
@@ -111,7 +120,8 @@ def test_position_length_and_latency_figures(project, pairs, annotator_user):
         assignment = services.assignment_next(project=project, user=annotator_user)
         services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left", latency_ms=1500,
                              now=assignment.served_at + timedelta(seconds=2))
-    # when their stats are read
+    # when their votes are folded in and their stats read
+    aggregates.aggregates_fold(project_id=project.pk)
     stats = AnnotatorStats.objects.get(project=project, annotator__user=annotator_user)
     # then every decisive vote is a left choice, the longer response (a) is
     # chosen when it was on the left, and the median is about 1.5 s
@@ -189,9 +199,129 @@ def test_model_agreement_follows_activation_and_new_votes(db, django_user_model)
     user = make_user(django_user_model, "dora", roles.ANNOTATOR)
     project.members.add(user)
     vote_all(project, [user], random.Random(1), choices=("left", "right"))
-    # then the live figures equal a rebuild under the same active version
+    # then, folded in, the live figures equal a rebuild under the same active version
+    aggregates.aggregates_fold(project_id=project.pk)
     live = snapshot(project)
     aggregates.aggregates_rebuild(project=project)
     assert live == snapshot(project)
     dora = AnnotatorStats.objects.get(project=project, annotator__user=user)
     assert dora.model_n == Vote.objects.filter(annotator__user=user, pair__split="test").count()
+
+
+# --------------------------------------------------------------------------- #
+# Live votes wait outside the aggregates until they are folded in
+# --------------------------------------------------------------------------- #
+def test_a_live_vote_is_counted_once_when_folded(project, pairs, annotator_user):
+    # given one live vote
+    assignment = services.assignment_next(project=project, user=annotator_user)
+    vote, _ = services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left")
+    # then it is stored, counted on its pair for selection, and not in the aggregates yet
+    assert Vote.objects.get(pk=vote.pk).in_aggregates is False
+    assert Pair.objects.get(pk=assignment.pair_id).vote_count == 1
+    assert snapshot(project)["buckets"] == {}
+    # when it is folded in, twice
+    assert aggregates.aggregates_fold(project_id=project.pk) == 1
+    assert aggregates.aggregates_fold(project_id=project.pk) == 0
+    # then it counts once, as a rebuild counts it
+    assert Vote.objects.get(pk=vote.pk).in_aggregates is True
+    live = snapshot(project)
+    assert sum(live["buckets"].values()) == 1 and live["annotators"][vote.annotator_id]["votes"] == 1
+    aggregates.aggregates_rebuild(project=project)
+    assert live == snapshot(project)
+
+
+def test_an_import_onto_pairs_with_votes_waiting_then_a_fold_match_a_rebuild(project, three_annotators):
+    # given live votes on every pair, not folded yet
+    records = make_records(12)
+    services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
+    vote_all(project, three_annotators[:2], random.Random(5))
+    assert Vote.objects.filter(project=project, in_aggregates=False).count() == 24
+    # when an import adds votes on the same pairs before the fold
+    voted = [PreferenceRecord(r.prompt, r.response_a, r.response_b, (ImportedVote("bulk", "b"),)) for r in records]
+    assert services.pairs_import_batch(project=project, records=voted, shuffle_sides=False).votes == 12
+    aggregates.aggregates_fold(project_id=project.pk)
+    # then every vote is counted once: the aggregates equal a rebuild and the pair counters
+    live = snapshot(project)
+    assert live["buckets"] == buckets_from_pairs(project)
+    aggregates.aggregates_rebuild(project=project)
+    assert live == snapshot(project)
+
+
+def test_activation_with_votes_waiting_counts_them_once_after_the_fold(db, django_user_model):
+    from rewardmodel.models import PairPrediction
+
+    # given held-out pairs with imported votes and live votes not folded yet
+    project = services.project_create(slug="waiting", test_percent=90, overlap_target=3)
+    services.pairs_import_batch(project=project, records=make_records(20, votes=1), shuffle_sides=False)
+    user = make_user(django_user_model, "erin", roles.ANNOTATOR)
+    project.members.add(user)
+    vote_all(project, [user], random.Random(2), choices=("left", "right"))
+    waiting = Vote.objects.filter(project=project, in_aggregates=False).count()
+    assert waiting > 0
+    # when a version that picks a everywhere becomes active, and the waiting votes are folded after
+    version = _version(project, 1)
+    test_pairs = list(Pair.objects.filter(project=project, split="test"))
+    PairPrediction.objects.bulk_create([PairPrediction(version=version, pair=p, margin=1.0) for p in test_pairs])
+    on_version_activated(version=version)
+    assert aggregates.aggregates_fold(project_id=project.pk) == waiting
+    # then the model figures equal a rebuild under that version
+    live = snapshot(project)
+    aggregates.aggregates_rebuild(project=project)
+    assert live == snapshot(project)
+    erin = AnnotatorStats.objects.get(project=project, annotator__user=user)
+    assert erin.model_n == Vote.objects.filter(annotator__user=user, pair__split="test").count() > 0
+
+
+def test_a_rebuild_counts_the_votes_waiting_and_leaves_nothing_to_fold(project, pairs, annotator_user):
+    for _ in range(4):
+        assignment = services.assignment_next(project=project, user=annotator_user)
+        services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="right")
+    aggregates.aggregates_rebuild(project=project)
+    assert not Vote.objects.filter(project=project, in_aggregates=False).exists()
+    assert aggregates.aggregates_fold(project_id=project.pk) == 0
+    assert sum(snapshot(project)["buckets"].values()) == 4
+
+
+def test_the_beat_task_folds_every_project(db, project, pairs, annotator_user, django_user_model):
+    # given waiting votes in two projects
+    other = services.project_create(slug="other", name="Other")
+    services.pairs_import_batch(project=other, records=make_records(3), shuffle_sides=False)
+    other.members.add(annotator_user)
+    for p in (project, project, other):
+        assignment = services.assignment_next(project=p, user=annotator_user)
+        services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="tie")
+    # when the task runs (in-process here; tests/rewardmodel/test_beat_schedule.py runs it from beat)
+    from labeling.tasks import aggregates_fold_task
+
+    aggregates_fold_task()
+    # then nothing waits and each project counts its own votes
+    assert not Vote.objects.filter(in_aggregates=False).exists()
+    assert sum(snapshot(project)["buckets"].values()) == 2
+    assert sum(snapshot(other)["buckets"].values()) == 1
+
+
+def test_an_idle_annotators_low_agreement_flag_follows_the_pool(project):
+    # given "odd", who went against three agreeing others on 12 pairs, and is flagged for it
+    services.pairs_import_batch(project=project, records=[
+        PreferenceRecord(prompt=f"p{i}", response_a=f"a{i}", response_b=f"b{i}",
+                         votes=tuple(ImportedVote(name, "b" if name == "odd" else "a") for name in ("odd", "x", "y", "z")))
+        for i in range(12)
+    ], shuffle_sides=False)
+
+    def odd():
+        return AnnotatorStats.objects.get(project=project, annotator__external_id__endswith="odd")
+
+    assert aggregates.FLAG_LOW_AGREEMENT in odd().flags
+    # when later votes, on pairs odd never saw, leave everyone else agreeing as rarely
+    # (on each pair, the lone b voter goes against the others' majority)
+    services.pairs_import_batch(project=project, records=[
+        PreferenceRecord(prompt=f"q{i}", response_a=f"c{i}", response_b=f"d{i}",
+                         votes=(ImportedVote("u", "a"), ImportedVote("v", "a"), ImportedVote("w", "b")))
+        for i in range(200)
+    ], shuffle_sides=False)
+    # then odd is judged against the pool as it is now, though their own row did not change,
+    # as a rebuild judges them
+    assert aggregates.FLAG_LOW_AGREEMENT not in odd().flags
+    live = snapshot(project)
+    aggregates.aggregates_rebuild(project=project)
+    assert live == snapshot(project)

@@ -22,6 +22,12 @@ def _vote_until_done(project, user, seed: int) -> None:
         services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right", "tie"]))
 
 
+def _fold_until(done: threading.Event, project, folded: list[int]) -> None:
+    """The beat task's work, over and over, while the others run (as in production, beside live votes)."""
+    while not done.is_set():
+        folded.append(aggregates.aggregates_fold(project_id=project.pk, batch=7))
+
+
 def _thread(barrier: threading.Barrier, errors: list[BaseException], work, *args) -> threading.Thread:
     """A thread that starts `work` with the others, records what it raises, and closes its connection."""
     def run():
@@ -42,18 +48,24 @@ def test_concurrent_votes_leave_aggregates_equal_to_a_rebuild(django_user_model)
     services.pairs_import_batch(project=project, records=make_records(20), shuffle_sides=False)
     users = [make_user(django_user_model, f"agg{i}", "annotator") for i in range(THREADS)]
     project.members.add(*users)
-    barrier = threading.Barrier(THREADS)
+    barrier = threading.Barrier(THREADS + 1)
     errors: list[BaseException] = []
+    done = threading.Event()
 
-    # when they all vote
+    # when they all vote, while votes are folded into the aggregates in small batches
     threads = [_thread(barrier, errors, _vote_until_done, project, u, i) for i, u in enumerate(users)]
-    for t in threads:
+    folded: list[int] = []
+    folder = _thread(barrier, errors, _fold_until, done, project, folded)
+    for t in [*threads, folder]:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    done.set()
+    folder.join(timeout=120)
 
-    # then nothing failed and the running aggregates equal a rebuild
-    assert errors == []
+    # then nothing failed, and once the last votes are folded the aggregates equal a rebuild
+    assert errors == [] and sum(folded) > 0  # the folder ran beside the writers
+    aggregates.aggregates_fold(project_id=project.pk)
     live = snapshot(project)
     assert sum(live["buckets"].values()) == 20
     assert live["buckets"] == buckets_from_pairs(project)
@@ -67,6 +79,7 @@ def test_dashboard_payload_on_postgres(project, django_user_model):
     from tests.rewardmodel.dashboard_data import populate
 
     populate(project, django_user_model)
+    aggregates.aggregates_fold(project_id=project.pk)  # as every dashboard read does first
     live = snapshot(project)
     # when the aggregates are rebuilt and the payload assembled
     aggregates.aggregates_rebuild(project=project)
@@ -78,15 +91,17 @@ def test_dashboard_payload_on_postgres(project, django_user_model):
 
 
 def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebuild(django_user_model):
-    # Live votes and import batches add votes to the same pairs; both take
-    # the pairs' row locks and the project's aggregate lock.
+    # Live votes and import batches add votes to the same pairs, both taking
+    # the pairs' row locks, while a fold and the imports take the project's
+    # aggregate lock.
     project = services.project_create(slug="race-import", name="Race", overlap_target=4)
     records = make_records(30)
     services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
     users = [make_user(django_user_model, f"imp{i}", "annotator") for i in range(8)]
     project.members.add(*users)
-    barrier = threading.Barrier(len(users) + 1)
+    barrier = threading.Barrier(len(users) + 2)
     errors: list[BaseException] = []
+    done = threading.Event()
 
     def import_votes():
         for batch in range(6):  # each batch: a new external annotator votes on every pair
@@ -96,12 +111,17 @@ def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebui
 
     threads = [_thread(barrier, errors, _vote_until_done, project, u, i) for i, u in enumerate(users)]
     threads.append(_thread(barrier, errors, import_votes))
-    for t in threads:
+    folded: list[int] = []
+    folder = _thread(barrier, errors, _fold_until, done, project, folded)
+    for t in [*threads, folder]:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    done.set()
+    folder.join(timeout=120)
 
-    assert errors == []
+    assert errors == [] and sum(folded) > 0  # the folder ran beside the writers
+    aggregates.aggregates_fold(project_id=project.pk)
     live = snapshot(project)
     assert live["buckets"] == buckets_from_pairs(project)
     aggregates.aggregates_rebuild(project=project)

@@ -117,3 +117,30 @@ def test_annotator_table_pages(client, project, filled, reviewer_user, django_us
     assert (page["page"], page["pages"], page["total"]) == (2, 2, total)
     assert len(page["rows"]) == total - 50
     assert f"{total} annotators" in response.content.decode()
+
+
+def test_every_page_counts_the_votes_cast_just_before_it(client, project, pairs, annotator_user, reviewer_user):
+    # Live votes reach the aggregates when folded in; each dashboard read folds first.
+    from labeling import services
+
+    def vote_once():
+        assignment = services.assignment_next(project=project, user=annotator_user)
+        services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left", latency_ms=3000)
+
+    def annotators_csv_votes():
+        body = b"".join(client.get(reverse("dashboard-csv", args=[project.slug, "annotators"])).streaming_content)
+        header, row = list(csv.reader(io.StringIO(body.decode())))
+        return int(row[header.index("votes")])
+
+    client.force_login(reviewer_user)
+    # given a live vote no fold has counted, when a reviewer opens the dashboard, then it counts it
+    vote_once()
+    assert client.get(reverse("dashboard", args=[project.slug])).context["d"]["sample"]["votes"] == 1
+    # and so do the metrics API, the annotators CSV and the annotators table, each after one more vote
+    vote_once()
+    assert client.get(f"/api/v1/projects/{project.slug}/metrics").json()["sample"]["votes"] == 2
+    vote_once()
+    assert annotators_csv_votes() == 3
+    vote_once()
+    table = client.get(reverse("dashboard-annotators", args=[project.slug])).context["annotators"]
+    assert table["rows"][0]["votes"] == 4

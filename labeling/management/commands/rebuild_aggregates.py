@@ -1,8 +1,9 @@
 """Recompute a project's dashboard aggregates from its votes.
 
 For votes written before the aggregates existed, or after a manual fix of
-the vote table. Live votes and imports keep the aggregates current on
-their own; this is the repair tool.
+the vote table. Imports, and the fold of live votes (`fold_aggregates`, the
+beat task), keep the aggregates current on their own; this is the repair
+tool.
 """
 from __future__ import annotations
 
