@@ -104,7 +104,10 @@ if _database_url:
             _database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
         )
     }
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_PREPARED_STATEMENTS", True):
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend, with a health check that sends nothing (config/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
+    if DATABASES["default"]["ENGINE"] == "config.postgresql" and env_bool("DB_PREPARED_STATEMENTS", True):
         # The labeling loop's fixed statements (labeling/sql.py) bind server-side
         # and are prepared on their second run, so PostgreSQL stops planning them
         # per request. The ORM binds client-side and is unaffected. Turn off
