@@ -114,23 +114,6 @@ def _execute(sql: str, params: Sequence[Any]) -> int:
         return cur.rowcount
 
 
-def _soft_commit() -> str:
-    """A select-list expression that lets the commit of a statement that is its own
-    transaction return before its WAL is on disk (PostgreSQL), else NULL.
-
-    `set_config(..., true)` is SET LOCAL for the running transaction, carried
-    in the statement itself rather than as one more round trip. The write stays
-    atomic and consistent; only its durability is deferred, by at most three
-    times `wal_writer_delay` (0.6 s by default), and only a crash of the
-    database server itself can lose it. Inside a caller's transaction it would
-    defer that whole transaction's commit, so it is left out there. SQLite
-    (WAL, synchronous=NORMAL) does not sync on commit anyway.
-    """
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        return "set_config('synchronous_commit', 'off', true)"
-    return "NULL"
-
-
 # --------------------------------------------------------------------------- #
 # Who is asking
 # --------------------------------------------------------------------------- #
@@ -170,16 +153,7 @@ def token_user(*, key_hash: str) -> tuple[ApiToken, Model] | None:
 
 
 def token_touch(*, token_id: int, now: datetime) -> None:
-    """Record when a token was last used (shown to admins; at most once a minute per token).
-
-    Its commit does not wait for the disk: losing the last stamp in a crash of
-    the database server is harmless, and otherwise every minute one labeling
-    request per token would wait out the disk's flush.
-    """
-    _execute(
-        f"UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s RETURNING {_soft_commit()}",
-        [_db_datetime(now), token_id],
-    )
+    _execute("UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s", [_db_datetime(now), token_id])
 
 
 # Permissions granted to a user directly or through a group; {user} is the user id (a column or %s).
@@ -262,13 +236,10 @@ _PICK = (
 _LEASE_COLUMNS = 'project_id, pair_id, annotator_id, "left", state, served_at, expires_at'
 
 # PostgreSQL: pick, lease and take the slot in one statement, which is its own
-# transaction. The lease is inserted before the slot is taken, so a lease the
-# one-live-lease index refuses (the same annotator asking twice at once)
-# takes no slot; the pick's row lock keeps the count from moving in between.
-# A lease is soft state, so its commit does not wait for the disk
-# (`_soft_commit`): lost in a crash of the database server, its slot goes
-# with it, and a vote on it is refused until the client asks for the next
-# pair.
+# transaction (one round trip instead of five with BEGIN and COMMIT). The
+# lease is inserted before the slot is taken, so a lease the one-live-lease
+# index refuses (the same annotator asking twice at once) takes no slot; the
+# pick's row lock keeps the count from moving in between.
 LEASE_STATEMENT_POSTGRESQL = (
     f"WITH pick AS ({_PICK} FOR UPDATE OF p SKIP LOCKED),"
     f" lease AS (INSERT INTO labeling_assignment ({_LEASE_COLUMNS})"
@@ -276,7 +247,7 @@ LEASE_STATEMENT_POSTGRESQL = (
     "  ON CONFLICT DO NOTHING RETURNING id, pair_id),"
     " slot AS (UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = (SELECT pair_id FROM lease)"
     "  RETURNING {pair})"
-    " SELECT lease.id, {slot}, {soft_commit} FROM lease JOIN slot ON slot.id = lease.pair_id"
+    " SELECT lease.id, {slot} FROM lease JOIN slot ON slot.id = lease.pair_id"
 )
 
 
@@ -296,11 +267,11 @@ def lease_take(
               "served": _db_datetime(served_at), "expires": _db_datetime(expires_at)}
     if connection.vendor == "postgresql":
         row = _fetchone(LEASE_STATEMENT_POSTGRESQL.format(
-            pair=", ".join(_PAIR_SHOWN.attnames), slot=_PAIR_SHOWN.columns("slot"), soft_commit=_soft_commit(),
+            pair=", ".join(_PAIR_SHOWN.attnames), slot=_PAIR_SHOWN.columns("slot"),
         ), params)
         if row is None:
             return None
-        lease_id, pair = row[0], _PAIR_SHOWN.instance(row[1:-1])
+        lease_id, pair = row[0], _PAIR_SHOWN.instance(row[1:])
     else:
         with transaction.atomic():
             row = _fetchone(
@@ -382,7 +353,8 @@ def vote_record(
               "rationale": rationale, "latency": latency_ms, "now": _db_datetime(now), "in_aggregates": False}
     count = _PAIR_COUNT.format(column=_TALLY_COLUMNS.get(choice, "votes_tie"))
     if connection.vendor == "postgresql":
-        # The caller's transaction is the vote's own: opting out of durability defers its commit.
+        # set_config(..., true) is SET LOCAL carried in the statement, not one more round
+        # trip; the caller's transaction is the vote's own, whose commit it defers.
         soft_commit = "NULL" if durable else "set_config('synchronous_commit', 'off', true)"
         vote_id = _fetchone(
             f"WITH vote AS ({_VOTE_INSERT}), lease AS ({_LEASE_VOTED}), pair AS ({count})"

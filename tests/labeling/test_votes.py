@@ -83,3 +83,21 @@ def test_database_forbids_a_second_vote_by_the_same_annotator(project, pairs, an
     vote, _ = services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left")
     with pytest.raises(IntegrityError), transaction.atomic():
         Vote.objects.create(project=project, pair=vote.pair, annotator=vote.annotator, choice="b")
+
+
+@pytest.mark.parametrize("durable, expected", [(True, "on"), (False, "off")])
+def test_durable_votes_setting_decides_whether_the_commit_waits_for_the_disk(
+    project, pairs, annotator_user, settings, durable, expected
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite in WAL mode with synchronous=NORMAL never syncs on commit")
+    settings.LABELING_DURABLE_VOTES = durable
+    assignment = services.assignment_next(project=project, user=annotator_user)
+    vote, created = services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left")
+    assert created and Vote.objects.filter(pk=vote.pk).exists()
+    # the test's transaction is the vote's: its commit would wait for the flush only when durable
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        assert cursor.fetchone()[0] == expected
