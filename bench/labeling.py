@@ -1,6 +1,6 @@
 """Labeling throughput and latency: simulated annotators against gunicorn on PostgreSQL.
 
-    python bench/labeling.py [--annotators 32] [--seconds 20] [--think-ms 1000]
+    python bench/labeling.py [--annotators 32] [--seconds 30] [--think-ms 1000]
                              [--database-url postgres://postgres@127.0.0.1:5432/bench_labeling]
 
 What it measures, in one run on one machine:
@@ -8,18 +8,27 @@ What it measures, in one run on one machine:
 1. Realistic load: N annotators, each looping GET /next -> think -> POST /vote
    through the JSON API with its own token; think time is exponential with
    mean --think-ms, as a human reads before deciding. Reports next and vote
-   latency (p50, p99) and votes/s.
+   latency (p50, p99) and votes/s. It runs twice: with durable votes (the
+   default: a vote is acknowledged once its commit is on disk) and with
+   LABELING_DURABLE_VOTES=0 (acknowledged before the flush).
    A short unmeasured warm-up runs first (--warmup-seconds), so that workers'
    first-request imports and connection set-up are not counted as tail.
+   Beside gunicorn, `manage.py fold_aggregates --every 5` does the beat
+   task's work (folding votes into the dashboard aggregates) on the same
+   cores, as in production.
 2. Saturation: the same N annotators with no think time, to show capacity
    (votes/s) and the latency when the server is the bottleneck.
 3. The baseline: a trivial Django view (no DB) through the same middleware
    stack and the same gunicorn, at the same concurrency; the ratio says what
    our next+vote costs above Django's own floor.
-4. Next-pair latency in-process at 10k vs 1M pairs in a project (median of
+4. The disk: while the load phases run, a thread times an 8 kB write plus
+   fdatasync in PostgreSQL's data directory every 100 ms, the operation a
+   durable commit waits for. Its tail is the floor of the durable vote's tail.
+5. Next-pair latency in-process at 10k vs 1M pairs in a project (median of
    repeated next+skip), which must stay flat: selection walks an index.
-5. Integrity: votes stored == votes acknowledged, no (pair, annotator)
-   duplicate, no pair over K.
+6. Integrity: votes stored == votes acknowledged, no (pair, annotator)
+   duplicate, no pair over K, and after a last fold every stored vote is in
+   the dashboard aggregates exactly once.
 
 The database named in --database-url is dropped and recreated.
 """
@@ -241,12 +250,13 @@ def run_trivial(port: int, clients: int, seconds: float, think_ms: float) -> dic
     }
 
 
-def start_gunicorn(port: int, database_url: str, workers: int, threads: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+def start_gunicorn(port: int, database_url: str, workers: int, threads: int, *, durable_votes: bool) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings",
+           "LABELING_DURABLE_VOTES": "1" if durable_votes else "0"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "bench.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "120",
-         "--log-level", "warning"],
+         "--log-level", "warning", "--worker-tmp-dir", "/dev/shm"],  # as config/runstack.py: off the disk
         cwd=ROOT, env=env, start_new_session=True,
     )
     deadline = time.monotonic() + 30
@@ -258,6 +268,76 @@ def start_gunicorn(port: int, database_url: str, workers: int, threads: int) -> 
             time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     raise SystemExit("gunicorn did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def start_folder(database_url: str, every: float) -> subprocess.Popen:
+    """The beat task's work (folding live votes into the dashboard aggregates), in its own process."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    return subprocess.Popen([sys.executable, "manage.py", "fold_aggregates", "--every", str(every)], cwd=ROOT,
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+
+
+class DiskProbe:
+    """Times write(8 kB) + fdatasync every 100 ms in a folder, in a thread: what a durable commit waits for.
+
+    Not more often: on a virtual disk, flushes are what stalls, and a probe
+    that flushed 100 times a second would add to what it measures.
+    """
+
+    def __init__(self, folder: Path | None):
+        self.path = folder / f".bench-fsync-probe-{os.getpid()}" if folder else None
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "DiskProbe":
+        if self.path is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self._stop.wait(0.1):
+                os.pwrite(fd, b"\0" * 8192, 0)
+                t0 = time.perf_counter()
+                os.fdatasync(fd)
+                self.samples.append((time.perf_counter() - t0) * 1000)
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def report(self) -> dict:
+        if not self.samples:
+            return {"skipped": "no writable folder on the database's disk (--disk-probe-dir)"}
+        return {
+            "folder": str(self.path.parent), "samples": len(self.samples),
+            "p50_ms": round(percentile(self.samples, 50), 2), "p99_ms": round(percentile(self.samples, 99), 2),
+            "p99_9_ms": round(percentile(self.samples, 99.9), 2), "max_ms": round(max(self.samples), 2),
+            "share_over_20ms": round(sum(x > 20 for x in self.samples) / len(self.samples), 4),
+        }
+
+
+def postgres_data_directory(url: str) -> Path | None:
+    """PostgreSQL's data directory, if the server is on this machine and we may write there."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            folder = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    except psycopg.Error:  # not a superuser: no data_directory
+        return None
+    return folder if folder.is_dir() and os.access(folder, os.W_OK) else None
 
 
 def next_latency_at(project, n_pairs: int, repeats: int = 300) -> float:
@@ -278,11 +358,19 @@ def next_latency_at(project, n_pairs: int, repeats: int = 300) -> float:
     return statistics.median(timings[20:])  # first calls warm caches
 
 
+def summarise(runs: list[dict]) -> dict:
+    """Medians over the runs of a phase, plus each run's p99 (the figure the target is on)."""
+    out = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "failures"}
+    out["next_plus_vote_p99_ms_per_run"] = [r["next_plus_vote_p99_ms"] for r in runs]
+    out["failures"] = sum((r["failures"] for r in runs), [])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_labeling")
     parser.add_argument("--annotators", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=30, help="length of each realistic run")
     parser.add_argument("--think-ms", type=float, default=1000, help="mean think time per pair in the realistic run")
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--big-pairs", type=int, default=1_000_000)
@@ -291,49 +379,67 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--warmup-seconds", type=float, default=3, help="unmeasured load before the phases")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each load phase; medians reported")
+    parser.add_argument("--fold-seconds", type=float, default=5, help="how often the folder runs (the beat interval)")
+    parser.add_argument("--disk-probe-dir", type=Path, default=None,
+                        help="a folder on the database's disk for the fsync probe (default: its data directory)")
     args = parser.parse_args()
 
     recreate_database(args.database_url)
     setup_django(args.database_url)
-    from labeling import services
-    from labeling.models import Pair, Vote
+    from labeling import aggregates, services
+    from labeling.models import Pair, TallyBucket, Vote
 
     project = services.project_create(slug="bench", name="Bench", overlap_target=3)
     bulk_pairs(project, args.pairs, "bench")
     tokens = make_annotators(project, args.annotators)
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # planner statistics, as autovacuum keeps them on a live database
+        cursor.execute("ANALYZE")
 
     report: dict = {"machine": f"{os.cpu_count()} CPU cores", "annotators": args.annotators, "pairs": args.pairs}
-    server = start_gunicorn(args.port, args.database_url, args.workers, args.threads)
+    phases = [  # (name, durable votes, think ms, seconds)
+        ("realistic", True, args.think_ms, args.seconds),
+        ("realistic_votes_not_durable", False, args.think_ms, args.seconds),
+        ("saturated", True, 0.0, args.seconds / 2),
+    ]
+    acknowledged: list[int] = []
+    folder = start_folder(args.database_url, args.fold_seconds)
+    probe = DiskProbe(args.disk_probe_dir or postgres_data_directory(args.database_url))
     try:
-        phases = {
-            "realistic": (args.think_ms, args.seconds),
-            "saturated": (0.0, args.seconds / 2),
-        }
-        # Warm up first, as a server is warm in steady state: each gunicorn
-        # worker imports the API and opens its database connections on its
-        # first requests, which would otherwise land in the measured tail.
-        acknowledged: list[int] = run_annotators(
-            args.port, project.slug, tokens, args.warmup_seconds, 0.0
-        )["acknowledged_ids"]
-        for phase, (think, secs) in phases.items():
-            runs, trivial_runs = [], []
-            for _ in range(args.repeats):
-                run = run_annotators(args.port, project.slug, tokens, secs, think)
-                acknowledged += run.pop("acknowledged_ids")
-                runs.append(run)
-                trivial_runs.append(run_trivial(args.port, args.annotators, secs / 2, think / 2))
-            report[phase] = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != "failures"}
-            report[phase]["failures"] = sum((r["failures"] for r in runs), [])
-            report[phase]["trivial_view"] = {key: statistics.median(r[key] for r in trivial_runs) for key in trivial_runs[0]}
-            report[phase]["p99_ratio_vs_trivial"] = round(
-                report[phase]["next_plus_vote_p99_ms"] / (2 * report[phase]["trivial_view"]["p99_ms"]), 2
-            )
+        with probe:
+            for phase, durable, think, secs in phases:
+                server = start_gunicorn(args.port, args.database_url, args.workers, args.threads, durable_votes=durable)
+                try:
+                    # Warm up first, as a server is warm in steady state: each gunicorn
+                    # worker imports the API and opens its database connections on its
+                    # first requests, which would otherwise land in the measured tail.
+                    acknowledged += run_annotators(
+                        args.port, project.slug, tokens, args.warmup_seconds, 0.0
+                    )["acknowledged_ids"]
+                    runs, trivial_runs = [], []
+                    for _ in range(args.repeats):
+                        run = run_annotators(args.port, project.slug, tokens, secs, think)
+                        acknowledged += run.pop("acknowledged_ids")
+                        runs.append(run)
+                        trivial_runs.append(run_trivial(args.port, args.annotators, secs / 2, think / 2))
+                finally:
+                    stop(server)
+                report[phase] = summarise(runs)
+                report[phase]["trivial_view"] = {
+                    key: statistics.median(r[key] for r in trivial_runs) for key in trivial_runs[0]
+                }
+                report[phase]["p99_ratio_vs_trivial"] = round(
+                    report[phase]["next_plus_vote_p99_ms"] / (2 * report[phase]["trivial_view"]["p99_ms"]), 2
+                )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=10)
+        stop(folder)
+    report["disk_fsync_during_load"] = probe.report()
 
+    aggregates.aggregates_fold(project_id=project.pk)
     stored = set(Vote.objects.filter(project=project).values_list("pk", flat=True))
     pairs_annotators = list(Vote.objects.filter(project=project).values_list("pair_id", "annotator_id"))
+    buckets = TallyBucket.objects.filter(project=project).values_list("n_a", "n_b", "n_tie", "pairs")
     report["integrity"] = {
         "acknowledged": len(set(acknowledged)),
         "stored": len(stored),
@@ -341,6 +447,7 @@ def main() -> None:
         "unacknowledged_extra": len(stored - set(acknowledged)),
         "duplicate_pair_annotator": len(pairs_annotators) - len(set(pairs_annotators)),
         "pairs_over_k": Pair.objects.filter(project=project, vote_count__gt=project.overlap_target).count(),
+        "votes_in_aggregates": sum((a + b + t) * n for a, b, t, n in buckets),
     }
 
     small = services.project_create(slug="scale-small", name="small")

@@ -5,9 +5,13 @@ recording the vote run once or twice per pair per annotator, all day. On a
 2-vCPU server the ORM spent about 0.7 ms of Python building each of these
 queries, three to four times what PostgreSQL took to run it, and most of a
 next+vote cycle (profile in docs/labeling.md). Here they are plain SQL that
-runs unchanged on SQLite (3.35+, for RETURNING) and PostgreSQL, except row
-locks, which only PostgreSQL takes: SQLite serialises writers with BEGIN
-IMMEDIATE (see config/settings.py), so there is nothing to lock.
+runs on SQLite (3.35+, for RETURNING) and PostgreSQL alike, with two
+differences. Row locks are PostgreSQL's only: SQLite serialises writers with
+BEGIN IMMEDIATE (see config/settings.py), so there is nothing to lock. And
+the lease and the vote's writes are one statement each on PostgreSQL (CTEs),
+because there every statement is a round trip to another process, where
+SQLite runs the same steps one by one in-process. The tests marked
+`both_databases` run on both.
 
 Rows come back as model instances through the converters the ORM itself
 applies (`_Loader`), so callers see ordinary models. The dashboard
