@@ -366,6 +366,9 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+PHASES = {"realistic", "realistic_votes_not_durable", "saturated"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_labeling")
@@ -382,7 +385,14 @@ def main() -> None:
     parser.add_argument("--fold-seconds", type=float, default=5, help="how often the folder runs (the beat interval)")
     parser.add_argument("--disk-probe-dir", type=Path, default=None,
                         help="a folder on the database's disk for the fsync probe (default: its data directory)")
+    parser.add_argument("--phases", default=",".join(sorted(PHASES)),
+                        help="comma-separated load phases to run, of the three")
+    parser.add_argument("--skip-scaling", action="store_true", help="skip the 10k vs 1M next-latency measurement")
     args = parser.parse_args()
+    wanted = args.phases.split(",")
+    unknown = set(wanted) - PHASES
+    if unknown:
+        parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
 
     recreate_database(args.database_url)
     setup_django(args.database_url)
@@ -403,6 +413,7 @@ def main() -> None:
         ("realistic_votes_not_durable", False, args.think_ms, args.seconds),
         ("saturated", True, 0.0, args.seconds / 2),
     ]
+    phases = [phase for phase in phases if phase[0] in wanted]
     acknowledged: list[int] = []
     folder = start_folder(args.database_url, args.fold_seconds)
     probe = DiskProbe(args.disk_probe_dir or postgres_data_directory(args.database_url))
@@ -450,6 +461,9 @@ def main() -> None:
         "votes_in_aggregates": sum((a + b + t) * n for a, b, t, n in buckets),
     }
 
+    if args.skip_scaling:
+        print(json.dumps(report, indent=2))
+        return
     small = services.project_create(slug="scale-small", name="small")
     bulk_pairs(small, args.pairs, "small")
     big = services.project_create(slug="scale-big", name="big")
