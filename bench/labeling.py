@@ -404,8 +404,14 @@ def main() -> None:
     tokens = make_annotators(project, args.annotators)
     from django.db import connection
 
-    with connection.cursor() as cursor:  # planner statistics, as autovacuum keeps them on a live database
-        cursor.execute("ANALYZE")
+    # Settle the database before measuring, as a live one is settled: planner
+    # statistics and a vacuumed heap (what autovacuum keeps), so autovacuum does
+    # not start on the fresh tables mid-run; and a checkpoint, so the setup's
+    # dirty pages (and the last run's dropped database) are not flushed while
+    # the load runs.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")  # needs superuser or pg_checkpoint, as the bench's postgres user has
 
     report: dict = {"machine": f"{os.cpu_count()} CPU cores", "annotators": args.annotators, "pairs": args.pairs}
     phases = [  # (name, durable votes, think ms, seconds)
