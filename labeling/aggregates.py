@@ -467,12 +467,7 @@ def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
         pair_ids = list(Pair.objects.filter(project=project, vote_count__gt=0).order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(pair_ids), chunk_pairs):
             chunk = pair_ids[start:start + chunk_pairs]
-            info = {
-                pk: (split, la, lb)
-                for pk, split, la, lb in Pair.objects.filter(pk__in=chunk)
-                .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
-                .values_list("pk", "split", "len_a", "len_b")
-            }
+            info = _pairs_info(chunk)
             votes: dict[int, list[_NewVote]] = defaultdict(list)
             for pair_id, *fields in Vote.objects.filter(pair_id__in=chunk, in_aggregates=True).order_by("pk").values_list(
                 "pair_id", "annotator_id", "choice", "shown_left", "latency_ms"

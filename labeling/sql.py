@@ -32,7 +32,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Model
 
-from labeling.models import Annotator, AnnotatorStats, ApiToken, Assignment, Pair, Project, ProjectStats, Vote
+from labeling.models import (
+    Annotator, AnnotatorStats, ApiToken, Assignment, Choice, Pair, Project, ProjectStats, Vote,
+)
 
 
 class _Loader:
@@ -238,6 +240,8 @@ _PICK = (
     " ORDER BY p.slots_taken, p.rank LIMIT 1"
 )
 _LEASE_COLUMNS = 'project_id, pair_id, annotator_id, "left", state, served_at, expires_at'
+_PAIR_SHOWN_NAMES = ", ".join(_PAIR_SHOWN.attnames)
+# The statements below are built once, here, not per request.
 
 # PostgreSQL: pick, lease and take the slot in one statement, which is its own
 # transaction (one round trip instead of five with BEGIN and COMMIT). The
@@ -250,8 +254,17 @@ LEASE_STATEMENT_POSTGRESQL = (
     "  SELECT %(project)s, pick.id, %(annotator)s, %(left)s, 'live', %(served)s, %(expires)s FROM pick"
     "  ON CONFLICT DO NOTHING RETURNING id, pair_id),"
     " slot AS (UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = (SELECT pair_id FROM lease)"
-    "  RETURNING {pair})"
-    " SELECT lease.id, {slot} FROM lease JOIN slot ON slot.id = lease.pair_id"
+    f"  RETURNING {_PAIR_SHOWN_NAMES})"
+    f" SELECT lease.id, {_PAIR_SHOWN.columns('slot')} FROM lease JOIN slot ON slot.id = lease.pair_id"
+)
+# SQLite: the same steps, one by one.
+_SLOT_TAKE_SQLITE = (
+    f"UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ({_PICK})"
+    f" AND slots_taken < %(k)s RETURNING {_PAIR_SHOWN_NAMES}"
+)
+_LEASE_INSERT_SQLITE = (
+    f"INSERT INTO labeling_assignment ({_LEASE_COLUMNS}) VALUES (%(project)s, %(pair)s, %(annotator)s,"
+    " %(left)s, 'live', %(served)s, %(expires)s) ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
@@ -270,27 +283,17 @@ def lease_take(
     params = {"project": project_id, "k": overlap_target, "annotator": annotator_id, "left": left,
               "served": _db_datetime(served_at), "expires": _db_datetime(expires_at)}
     if connection.vendor == "postgresql":
-        row = _fetchone(LEASE_STATEMENT_POSTGRESQL.format(
-            pair=", ".join(_PAIR_SHOWN.attnames), slot=_PAIR_SHOWN.columns("slot"),
-        ), params)
+        row = _fetchone(LEASE_STATEMENT_POSTGRESQL, params)
         if row is None:
             return None
         lease_id, pair = row[0], _PAIR_SHOWN.instance(row[1:])
     else:
         with transaction.atomic():
-            row = _fetchone(
-                f"UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ({_PICK})"
-                f" AND slots_taken < %(k)s RETURNING {', '.join(_PAIR_SHOWN.attnames)}",
-                params,
-            )
+            row = _fetchone(_SLOT_TAKE_SQLITE, params)
             if row is None:
                 return None
             pair = _PAIR_SHOWN.instance(row)
-            row = _fetchone(
-                f"INSERT INTO labeling_assignment ({_LEASE_COLUMNS}) VALUES (%(project)s, %(pair)s, %(annotator)s,"
-                " %(left)s, 'live', %(served)s, %(expires)s) ON CONFLICT DO NOTHING RETURNING id",
-                {**params, "pair": pair.pk},
-            )
+            row = _fetchone(_LEASE_INSERT_SQLITE, {**params, "pair": pair.pk})
             if row is None:  # this annotator's other request won the one-live-lease index
                 pair_release_slot(pair_id=pair.pk)
                 return None
@@ -329,7 +332,7 @@ def assignment_lock_for_vote(*, assignment_id: int) -> Assignment | None:
     return assignment
 
 
-_TALLY_COLUMNS = {"a": "votes_a", "b": "votes_b"}
+_TALLY_COLUMNS = {Choice.A: "votes_a", Choice.B: "votes_b"}
 _VOTE_INSERT = (
     "INSERT INTO labeling_vote (project_id, pair_id, annotator_id, assignment_id, choice, shown_left,"
     " strength, rationale, latency_ms, created_at, in_aggregates)"
@@ -337,8 +340,23 @@ _VOTE_INSERT = (
     " %(latency)s, %(now)s, %(in_aggregates)s) RETURNING id"
 )
 _LEASE_VOTED = "UPDATE labeling_assignment SET state = 'voted' WHERE id = %(lease)s"
-# Ties and both-bad count as ties on the pair.
-_PAIR_COUNT = "UPDATE labeling_pair SET vote_count = vote_count + 1, {column} = {column} + 1 WHERE id = %(pair)s"
+# The pair's counters, by choice: ties and both-bad count as ties on the pair.
+_PAIR_COUNT = {
+    choice.value: f"UPDATE labeling_pair SET vote_count = vote_count + 1, {column} = {column} + 1 WHERE id = %(pair)s"
+    for choice in Choice
+    for column in [_TALLY_COLUMNS.get(choice, "votes_tie")]
+}
+# PostgreSQL: all three in one statement, by (choice, durable). Not durable,
+# it adds set_config(..., true): SET LOCAL carried in the statement rather
+# than one more round trip; the caller's transaction is the vote's own, whose
+# commit it lets return before the disk's flush.
+_SOFT_COMMIT = "set_config('synchronous_commit', 'off', true)"
+_VOTE_STATEMENT_POSTGRESQL = {
+    (choice, durable): f"WITH vote AS ({_VOTE_INSERT}), lease AS ({_LEASE_VOTED}), pair AS ({count})"
+    f" SELECT id, {'NULL' if durable else _SOFT_COMMIT} FROM vote"
+    for choice, count in _PAIR_COUNT.items()
+    for durable in (True, False)
+}
 
 
 def vote_record(
@@ -355,20 +373,12 @@ def vote_record(
     params = {"project": assignment.project_id, "pair": assignment.pair_id, "annotator": assignment.annotator_id,
               "lease": assignment.pk, "choice": choice, "left": assignment.left, "strength": strength,
               "rationale": rationale, "latency": latency_ms, "now": _db_datetime(now), "in_aggregates": False}
-    count = _PAIR_COUNT.format(column=_TALLY_COLUMNS.get(choice, "votes_tie"))
     if connection.vendor == "postgresql":
-        # set_config(..., true) is SET LOCAL carried in the statement, not one more round
-        # trip; the caller's transaction is the vote's own, whose commit it defers.
-        soft_commit = "NULL" if durable else "set_config('synchronous_commit', 'off', true)"
-        vote_id = _fetchone(
-            f"WITH vote AS ({_VOTE_INSERT}), lease AS ({_LEASE_VOTED}), pair AS ({count})"
-            f" SELECT id, {soft_commit} FROM vote",
-            params,
-        )[0]
+        vote_id = _fetchone(_VOTE_STATEMENT_POSTGRESQL[choice, durable], params)[0]
     else:
         vote_id = _fetchone(_VOTE_INSERT, params)[0]
         _execute(_LEASE_VOTED, params)
-        _execute(count, params)
+        _execute(_PAIR_COUNT[choice], params)
     vote = Vote(
         id=vote_id, project_id=assignment.project_id, pair_id=assignment.pair_id,
         annotator_id=assignment.annotator_id, assignment=assignment, choice=choice, shown_left=assignment.left,

@@ -140,7 +140,7 @@ def test_lease_statement_walks_the_queue_index_on_postgresql(project, pairs, ann
 
     from labeling import sql
 
-    statement = sql.LEASE_STATEMENT_POSTGRESQL.format(pair="id", slot="slot.id")
+    statement = sql.LEASE_STATEMENT_POSTGRESQL
     params = {"project": project.pk, "k": 3, "annotator": 1, "left": "a", "served": timezone.now(),
               "expires": timezone.now()}
     with connection.cursor() as cursor:
