@@ -3,7 +3,7 @@ import pytest
 
 from labeling import services
 from labeling.errors import Conflict, InvalidInput
-from labeling.models import Pair, Vote
+from labeling.models import Pair, Side, Vote
 
 # The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
 pytestmark = pytest.mark.both_databases
@@ -101,3 +101,66 @@ def test_durable_votes_setting_decides_whether_the_commit_waits_for_the_disk(
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('synchronous_commit')")
         assert cursor.fetchone()[0] == expected
+
+
+@pytest.mark.parametrize("choice, strength, rationale, latency_ms, expected_latency", [
+    ("left", 2, "clearer", 1500, 1500),
+    ("right", None, "", None, 5000),  # no client figure: the server's
+    ("tie", None, "", 10**9, 5000),  # over the server's: capped
+    ("both_bad", None, "", 0, 0),
+])
+def test_the_one_statement_vote_stores_what_the_full_path_stores(
+    project, pairs, annotator_user, annotator_user2, monkeypatch, choice, strength, rationale, latency_ms,
+    expected_latency,
+):
+    """On PostgreSQL a vote on a live lease is one statement (sql.vote_record_on_live_lease);
+    the full path (lock, check, record) handles the rest. Both must store the same."""
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from labeling import sql
+    from labeling.models import Assignment
+
+    project.ask_strength = project.ask_rationale = True
+    project.save()
+    one_statement = sql.vote_record_on_live_lease
+    took_one_statement = []
+
+    def spy(**kwargs):
+        vote = one_statement(**kwargs)
+        took_one_statement.append(vote is not None)
+        return vote
+
+    def stored(user) -> tuple:
+        assignment = services.assignment_next(project=project, user=user)
+        before = Pair.objects.get(pk=assignment.pair_id)
+        vote, created = services.vote_submit(
+            assignment_id=assignment.pk, user=user, choice=choice, strength=strength, rationale=rationale,
+            latency_ms=latency_ms, now=assignment.served_at + timedelta(seconds=5),
+        )
+        row, after = Vote.objects.get(pk=vote.pk), Pair.objects.get(pk=assignment.pair_id)
+        fields = ("choice", "shown_left", "strength", "rationale", "latency_ms", "in_aggregates")
+        assert [getattr(vote, f) for f in fields] == [getattr(row, f) for f in fields]  # returned as stored
+        screen = {assignment.left: "left", assignment.right: "right"}
+        counted = {
+            "votes": after.vote_count - before.vote_count,
+            screen[Side.A]: after.votes_a - before.votes_a, screen[Side.B]: after.votes_b - before.votes_b,
+            "tie": after.votes_tie - before.votes_tie,
+        }
+        return (created, screen.get(row.choice, row.choice), row.shown_left == assignment.left, row.strength,
+                row.rationale, row.latency_ms, row.in_aggregates, Assignment.objects.get(pk=assignment.pk).state,
+                counted)
+
+    monkeypatch.setattr(sql, "vote_record_on_live_lease", spy)
+    one_statement_vote = stored(annotator_user)
+    monkeypatch.setattr(sql, "vote_record_on_live_lease", lambda **kwargs: None)
+    full_path_vote = stored(annotator_user2)
+
+    assert took_one_statement == [connection.vendor == "postgresql"]
+    assert one_statement_vote == full_path_vote
+    is_tie = choice in ("tie", "both_bad")
+    assert one_statement_vote == (
+        True, choice, True, strength, rationale, expected_latency, False, "voted",
+        {"votes": 1, "left": int(choice == "left"), "right": int(choice == "right"), "tie": int(is_tie)},
+    )
