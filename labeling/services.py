@@ -319,29 +319,27 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
 
     Never a pair this annotator has seen (voted, skipped or leased), never a
     pair whose votes plus live leases have reached K. Safe under
-    concurrency: the slot is taken under the pick's row lock, taken with
-    SKIP LOCKED on PostgreSQL (`sql.lease_take`), and a partial unique index
-    allows one live lease per annotator and project. The statements are
+    concurrency: the slot is taken under the pick's row lock, taken with SKIP
+    LOCKED on PostgreSQL (`sql.lease_current_or_take`), and a partial unique
+    index allows one live lease per annotator and project. The statements are
     hand-written SQL: this runs for every pair served.
     """
     now = now or timezone.now()
     annotator = annotator_for_user(user=user)
-    live = sql.assignment_live(project_id=project.pk, annotator_id=annotator.pk)
-    if live is not None:
-        if live.expires_at > now:
-            return live
-        assignments_reclaim_expired(now=now, ids=[live.pk])
-    assignment = _lease_open_pair(project=project, annotator=annotator, now=now)
+    assignment = _lease(project=project, annotator=annotator, now=now)
+    if assignment is not None and assignment.expires_at <= now:  # their live lease, left past its time
+        assignments_reclaim_expired(now=now, ids=[assignment.pk])
+        assignment = _lease(project=project, annotator=annotator, now=now)
     # Expired leases are reclaimed only when the pool looks empty: while open
     # pairs remain, a stale lease costs nothing, and skipping the sweep keeps
-    # the common path to one candidate query.
+    # the common path to one statement.
     if assignment is None and assignments_reclaim_expired(now=now, project=project):
-        assignment = _lease_open_pair(project=project, annotator=annotator, now=now)
+        assignment = _lease(project=project, annotator=annotator, now=now)
     return assignment
 
 
-def _lease_open_pair(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
-    assignment = sql.lease_take(
+def _lease(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
+    assignment = sql.lease_current_or_take(
         project_id=project.pk,
         annotator_id=annotator.pk,
         overlap_target=project.overlap_target,

@@ -233,29 +233,35 @@ def assignment_live(*, project_id: int, annotator_id: int) -> Assignment | None:
 # the subquery walks the (project, slots_taken, rank) index in order. On
 # PostgreSQL it locks its pick with SKIP LOCKED, so concurrent annotators take
 # different pairs instead of queueing.
-_PICK = (
+_PICK_WHERE = (
     "SELECT p.id FROM labeling_pair p WHERE p.project_id = %(project)s AND p.slots_taken < %(k)s"
     " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = p.id AND s.annotator_id = %(annotator)s)"
     " AND NOT EXISTS (SELECT 1 FROM labeling_vote v WHERE v.pair_id = p.id AND v.annotator_id = %(annotator)s)"
-    " ORDER BY p.slots_taken, p.rank LIMIT 1"
 )
+_PICK_ORDER = " ORDER BY p.slots_taken, p.rank LIMIT 1"
+_PICK = _PICK_WHERE + _PICK_ORDER
 _LEASE_COLUMNS = 'project_id, pair_id, annotator_id, "left", state, served_at, expires_at'
 _PAIR_SHOWN_NAMES = ", ".join(_PAIR_SHOWN.attnames)
 # The statements below are built once, here, not per request.
 
-# PostgreSQL: pick, lease and take the slot in one statement, which is its own
-# transaction (one round trip instead of five with BEGIN and COMMIT). The
+# PostgreSQL: the annotator's live lease if they hold one; else pick, lease
+# and take the slot. One statement, which is its own transaction (one round
+# trip instead of six with the live-lease query, BEGIN and COMMIT). With a
+# live lease the pick's one-time filter stops it before it reads a pair. The
 # lease is inserted before the slot is taken, so a lease the one-live-lease
 # index refuses (the same annotator asking twice at once) takes no slot; the
 # pick's row lock keeps the count from moving in between.
 LEASE_STATEMENT_POSTGRESQL = (
-    f"WITH pick AS ({_PICK} FOR UPDATE OF p SKIP LOCKED),"
+    f"WITH live AS (SELECT {_ASSIGNMENT.columns('a')} FROM labeling_assignment a"
+    "  WHERE a.project_id = %(project)s AND a.annotator_id = %(annotator)s AND a.state = 'live'),"
+    f" pick AS ({_PICK_WHERE} AND NOT EXISTS (SELECT 1 FROM live){_PICK_ORDER} FOR UPDATE OF p SKIP LOCKED),"
     f" lease AS (INSERT INTO labeling_assignment ({_LEASE_COLUMNS})"
     "  SELECT %(project)s, pick.id, %(annotator)s, %(left)s, 'live', %(served)s, %(expires)s FROM pick"
-    "  ON CONFLICT DO NOTHING RETURNING id, pair_id),"
+    f"  ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT.columns('labeling_assignment')}),"
     " slot AS (UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = (SELECT pair_id FROM lease)"
     f"  RETURNING {_PAIR_SHOWN_NAMES})"
-    f" SELECT lease.id, {_PAIR_SHOWN.columns('slot')} FROM lease JOIN slot ON slot.id = lease.pair_id"
+    f" SELECT lease.*, {_PAIR_SHOWN.columns('slot')} FROM lease JOIN slot ON slot.id = lease.pair_id"
+    f" UNION ALL SELECT live.*, {_PAIR_SHOWN.columns('p')} FROM live JOIN labeling_pair p ON p.id = live.pair_id"
 )
 # SQLite: the same steps, one by one.
 _SLOT_TAKE_SQLITE = (
@@ -268,38 +274,40 @@ _LEASE_INSERT_SQLITE = (
 )
 
 
-def lease_take(
+def lease_current_or_take(
     *, project_id: int, annotator_id: int, overlap_target: int, left: str, served_at: datetime, expires_at: datetime
 ) -> Assignment | None:
-    """Lease the least-served open pair this annotator has not seen: the new live
-    lease with its pair, or None if no pair is open for them or they already hold
-    a live lease (a partial unique index allows one per project).
+    """The annotator's live lease in the project, with its pair; else a new lease on
+    the least-served open pair they have not seen (with `left`, `served_at` and
+    `expires_at`). None if they hold no lease and no pair is open for them, or
+    their own concurrent request's lease won the one-live-lease index (a partial
+    unique index allows one per project).
 
-    Taking the slot counts the lease in the pair's `slots_taken`, re-checked
-    against K under the row's lock, so K holds under any interleaving.
-    PostgreSQL runs one statement; SQLite, which serialises writers (BEGIN
-    IMMEDIATE), runs the same steps in one transaction.
+    A live lease is returned as found, even past its expiry: deciding what to
+    do with it is the caller's. Taking a slot counts the lease in the pair's
+    `slots_taken`, re-checked against K under the row's lock, so K holds under
+    any interleaving. PostgreSQL runs one statement; SQLite, which serialises
+    writers (BEGIN IMMEDIATE), runs the same steps in one transaction.
     """
     params = {"project": project_id, "k": overlap_target, "annotator": annotator_id, "left": left,
               "served": _db_datetime(served_at), "expires": _db_datetime(expires_at)}
     if connection.vendor == "postgresql":
         row = _fetchone(LEASE_STATEMENT_POSTGRESQL, params)
+        return None if row is None else _assignment_with_pair(row)
+    with transaction.atomic():
+        live = assignment_live(project_id=project_id, annotator_id=annotator_id)
+        if live is not None:
+            return live
+        row = _fetchone(_SLOT_TAKE_SQLITE, params)
         if row is None:
             return None
-        lease_id, pair = row[0], _PAIR_SHOWN.instance(row[1:])
-    else:
-        with transaction.atomic():
-            row = _fetchone(_SLOT_TAKE_SQLITE, params)
-            if row is None:
-                return None
-            pair = _PAIR_SHOWN.instance(row)
-            row = _fetchone(_LEASE_INSERT_SQLITE, {**params, "pair": pair.pk})
-            if row is None:  # this annotator's other request won the one-live-lease index
-                pair_release_slot(pair_id=pair.pk)
-                return None
-            lease_id = row[0]
+        pair = _PAIR_SHOWN.instance(row)
+        row = _fetchone(_LEASE_INSERT_SQLITE, {**params, "pair": pair.pk})
+        if row is None:  # this annotator's other request won the one-live-lease index
+            pair_release_slot(pair_id=pair.pk)
+            return None
     assignment = Assignment(
-        id=lease_id, project_id=project_id, pair=pair, annotator_id=annotator_id, left=left,
+        id=row[0], project_id=project_id, pair=pair, annotator_id=annotator_id, left=left,
         state=Assignment.State.LIVE, served_at=served_at, expires_at=expires_at,
     )
     assignment._state.adding = False

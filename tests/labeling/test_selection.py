@@ -150,3 +150,16 @@ def test_lease_statement_walks_the_queue_index_on_postgresql(project, pairs, ann
         plan = json.dumps(cursor.fetchone()[0])
     assert "pair_queue_idx" in plan, plan
     assert '"Node Type": "Sort"' not in plan, plan
+
+
+def test_own_lease_left_past_its_time_is_expired_and_a_fresh_pair_served(project, pairs, annotator_user):
+    first = services.assignment_next(project=project, user=annotator_user)
+    later = timezone.now() + timedelta(seconds=project.lease_seconds + 1)
+    # when the same annotator asks again after their lease ran out
+    second = services.assignment_next(project=project, user=annotator_user, now=later)
+    # then the old lease is expired, its slot given back, and a pair they have not seen is served
+    first.refresh_from_db()
+    assert first.state == Assignment.State.EXPIRED
+    assert Pair.objects.get(pk=first.pair_id).slots_taken == 0
+    assert second.state == Assignment.State.LIVE and second.pair_id != first.pair_id
+    assert services.assignment_next(project=project, user=annotator_user, now=later).pk == second.pk
