@@ -354,17 +354,15 @@ _PAIR_COUNT = {
     for choice in Choice
     for column in [_TALLY_COLUMNS.get(choice, "votes_tie")]
 }
-# PostgreSQL: all three in one statement, by (choice, durable). Not durable,
-# it adds set_config(..., true): SET LOCAL carried in the statement rather
-# than one more round trip; the caller's transaction is the vote's own, whose
-# commit it lets return before the disk's flush.
+# Not durable, a vote's transaction runs set_config(..., true): SET LOCAL as an
+# expression, so the one-statement vote carries it rather than one more round
+# trip. It lets the transaction's commit return before the disk's flush.
 _SOFT_COMMIT = "set_config('synchronous_commit', 'off', true)"
-_VOTE_STATEMENT_POSTGRESQL = {
-    (choice, durable): f"WITH vote AS ({_VOTE_INSERT}), lease AS ({_LEASE_VOTED}), pair AS ({count})"
-    f" SELECT id, {'NULL' if durable else _SOFT_COMMIT} FROM vote"
-    for choice, count in _PAIR_COUNT.items()
-    for durable in (True, False)
-}
+# The same counters as _PAIR_COUNT, as expressions of the stored vote's choice.
+_PAIR_COUNT_BY_VOTE_CHOICE = ", ".join(
+    [f"{column} = p.{column} + (vote.choice = '{choice.value}')::integer" for choice, column in _TALLY_COLUMNS.items()]
+    + [f"votes_tie = p.votes_tie + (vote.choice NOT IN ({', '.join(repr(c.value) for c in _TALLY_COLUMNS)}))::integer"]
+)
 
 
 # PostgreSQL: the common vote -- on this annotator's live lease, with input
@@ -391,9 +389,8 @@ _VOTE_ON_LIVE_LEASE = (
     "   CASE WHEN %(latency)s::integer BETWEEN 0 AND server_ms THEN %(latency)s::integer ELSE server_ms END,"
     "   %(now)s, false FROM lease"
     "  RETURNING id, project_id, pair_id, choice, shown_left, latency_ms),"
-    " pair AS (UPDATE labeling_pair p SET vote_count = p.vote_count + 1,"
-    "  votes_a = p.votes_a + (vote.choice = 'a')::integer, votes_b = p.votes_b + (vote.choice = 'b')::integer,"
-    "  votes_tie = p.votes_tie + (vote.choice NOT IN ('a', 'b'))::integer FROM vote WHERE p.id = vote.pair_id)"
+    f" pair AS (UPDATE labeling_pair p SET vote_count = p.vote_count + 1, {_PAIR_COUNT_BY_VOTE_CHOICE}"
+    "  FROM vote WHERE p.id = vote.pair_id)"
     " SELECT id, project_id, pair_id, choice, shown_left, latency_ms, {commit} FROM vote"
 )
 _VOTE_ON_LIVE_LEASE_POSTGRESQL = {
@@ -436,22 +433,25 @@ def vote_record(
     *, assignment: Assignment, choice: str, strength: int | None, rationale: str, latency_ms: int, now: datetime,
     durable: bool = True,
 ) -> Vote:
-    """Store a vote on a locked live lease: the vote (not in the dashboard aggregates
-    yet: they fold it in later), the lease marked voted, the pair's counters.
+    """Store a vote on a locked lease whose slot is held: the vote (not in the
+    dashboard aggregates yet: they fold it in later), the lease marked voted,
+    the pair's counters.
 
-    In the caller's transaction: one statement on PostgreSQL, three on
-    SQLite. With `durable` False, the transaction's commit does not wait for
-    the disk on PostgreSQL (LABELING_DURABLE_VOTES in config/settings.py).
+    The full path's writes, in the caller's transaction. On PostgreSQL the
+    common vote takes `vote_record_on_live_lease` instead, so this runs there
+    only for a late vote on an expired lease, and is three plain statements
+    on both databases. With `durable` False, the transaction's commit does
+    not wait for the disk on PostgreSQL (LABELING_DURABLE_VOTES in
+    config/settings.py).
     """
     params = {"project": assignment.project_id, "pair": assignment.pair_id, "annotator": assignment.annotator_id,
               "lease": assignment.pk, "choice": choice, "left": assignment.left, "strength": strength,
               "rationale": rationale, "latency": latency_ms, "now": _db_datetime(now), "in_aggregates": False}
-    if connection.vendor == "postgresql":
-        vote_id = _fetchone(_VOTE_STATEMENT_POSTGRESQL[choice, durable], params)[0]
-    else:
-        vote_id = _fetchone(_VOTE_INSERT, params)[0]
-        _execute(_LEASE_VOTED, params)
-        _execute(_PAIR_COUNT[choice], params)
+    if not durable and connection.vendor == "postgresql":
+        _fetchone(f"SELECT {_SOFT_COMMIT}", [])
+    vote_id = _fetchone(_VOTE_INSERT, params)[0]
+    _execute(_LEASE_VOTED, params)
+    _execute(_PAIR_COUNT[choice], params)
     vote = Vote(
         id=vote_id, project_id=assignment.project_id, pair_id=assignment.pair_id,
         annotator_id=assignment.annotator_id, assignment=assignment, choice=choice, shown_left=assignment.left,

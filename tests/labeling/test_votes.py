@@ -103,6 +103,29 @@ def test_durable_votes_setting_decides_whether_the_commit_waits_for_the_disk(
         assert cursor.fetchone()[0] == expected
 
 
+@pytest.mark.parametrize("durable, expected", [(True, "on"), (False, "off")])
+def test_durable_votes_setting_holds_for_a_late_vote_on_an_expired_lease(
+    project, pairs, annotator_user, settings, durable, expected
+):
+    """The full path's writes (sql.vote_record) honour the setting too."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite in WAL mode with synchronous=NORMAL never syncs on commit")
+    settings.LABELING_DURABLE_VOTES = durable
+    assignment = services.assignment_next(project=project, user=annotator_user)
+    later = timezone.now() + timedelta(seconds=project.lease_seconds + 5)
+    services.assignments_reclaim_expired(now=later)
+    vote, created = services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left", now=later)
+    assert created and Vote.objects.filter(pk=vote.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        assert cursor.fetchone()[0] == expected
+
+
 @pytest.mark.parametrize("choice, strength, rationale, latency_ms, expected_latency", [
     ("left", 2, "clearer", 1500, 1500),
     ("right", None, "", None, 5000),  # no client figure: the server's
