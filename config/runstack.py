@@ -19,10 +19,6 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-# Gunicorn's workers touch a heartbeat file between requests; on a disk whose
-# flushes stall, a file in /tmp can stall them too (gunicorn's docs advise a
-# tmpfs such as /dev/shm).
-GUNICORN_TMP = ["--worker-tmp-dir", "/dev/shm"] if Path("/dev/shm").is_dir() else []
 STOP_GRACE_SECONDS = 10
 
 
@@ -80,7 +76,7 @@ def _stack_commands(host: str, port: int) -> dict[str, list[str]]:
         ],
         "web": [
             str(BIN / "gunicorn"), "config.wsgi", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-            "--access-logfile", "-", "--graceful-timeout", "5", *GUNICORN_TMP,
+            "--config", "python:config.gunicorn", "--access-logfile", "-", "--graceful-timeout", "5",
         ],
     }
 
