@@ -10,7 +10,9 @@ What it measures, in one run on one machine:
    mean --think-ms, as a human reads before deciding. Reports next and vote
    latency (p50, p99) and votes/s. It runs twice: with durable votes (the
    default: a vote is acknowledged once its commit is on disk) and with
-   LABELING_DURABLE_VOTES=0 (acknowledged before the flush).
+   LABELING_DURABLE_VOTES=0 (acknowledged before the flush). A third run
+   labels as the labeling page does, one request per pair: POST
+   vote-and-next stores the vote and returns the next pair.
    A short unmeasured warm-up runs first (--warmup-seconds), so that workers'
    first-request imports and connection set-up are not counted as tail.
    Beside gunicorn, `manage.py fold_aggregates --every 5` does the beat
@@ -20,7 +22,8 @@ What it measures, in one run on one machine:
    (votes/s) and the latency when the server is the bottleneck.
 3. The baseline: a trivial Django view (no DB) through the same middleware
    stack and the same gunicorn, at the same concurrency; the ratio says what
-   our next+vote costs above Django's own floor.
+   our next+vote costs above Django's own floor (per request: a pair takes
+   two requests, or one with vote-and-next).
 4. The disk: while the load phases run, a thread times an 8 kB write plus
    fdatasync in PostgreSQL's data directory every 100 ms, the operation a
    durable commit waits for. Its tail is the floor of the durable vote's tail.
@@ -150,11 +153,21 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, think_ms: float) -> dict:
+def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, think_ms: float,
+                   *, one_request: bool = False) -> dict:
+    """Annotators labeling for `seconds`; latencies per pair.
+
+    Two requests per pair (GET next, think, POST vote), as a client of the
+    issue's API does; or, with `one_request`, the labeling page's way: GET
+    next once, then per pair think and POST vote-and-next, which stores the
+    vote and returns the next pair. Either way a pair's latency is what its
+    requests took together (`next_plus_vote`).
+    """
     deadline = time.monotonic() + seconds
     lock = threading.Lock()
     next_ms: list[float] = []
     vote_ms: list[float] = []
+    pair_ms: list[float] = []
     acknowledged: list[int] = []
     failures: list[str] = []
 
@@ -166,31 +179,57 @@ def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, thin
         except OSError as exc:  # a dropped connection is a failure to report, not a crash
             failures.append(repr(exc))
 
-    def annotate(client: Client, rng: random.Random) -> None:
+    def think(rng: random.Random) -> None:
         if think_ms:
-            # Independent people are not in step: start each one part-way
-            # through a think time, or all 32 first requests land at once.
             time.sleep(rng.expovariate(1000.0 / think_ms))
+
+    def annotate(client: Client, rng: random.Random) -> None:
+        # Independent people are not in step: start each one part-way
+        # through a think time, or all 32 first requests land at once.
+        think(rng)
+        if one_request:
+            annotate_one_request(client, rng)
+            return
         while time.monotonic() < deadline:
             status, body, t_next = client.request("GET", f"/api/v1/projects/{slug}/next")
-            if status == 204:
-                break
             if status != 200:
-                failures.append(f"next {status}")
+                if status != 204:
+                    failures.append(f"next {status}")
                 break
-            assignment = json.loads(body)["assignment_id"]
-            if think_ms:
-                time.sleep(rng.expovariate(1000.0 / think_ms))
+            think(rng)
             status, body, t_vote = client.request(
-                "POST", f"/api/v1/assignments/{assignment}/vote", {"choice": rng.choice(["left", "right", "tie"])}
+                "POST", f"/api/v1/assignments/{json.loads(body)['assignment_id']}/vote", choice(rng)
             )
             if status not in (200, 201):  # 200: a resent vote that had already landed
                 failures.append(f"vote {status} {body[:100]!r}")
                 break
-            with lock:
+            record(json.loads(body)["vote_id"], t_next + t_vote, t_next, t_vote)
+
+    def annotate_one_request(client: Client, rng: random.Random) -> None:
+        status, body, _ = client.request("GET", f"/api/v1/projects/{slug}/next")  # the page load: once
+        leased = json.loads(body) if status == 200 else None
+        while leased is not None and time.monotonic() < deadline:
+            think(rng)
+            status, body, t_pair = client.request(
+                "POST", f"/api/v1/assignments/{leased['assignment_id']}/vote-and-next", choice(rng)
+            )
+            if status not in (200, 201):
+                failures.append(f"vote-and-next {status} {body[:100]!r}")
+                break
+            reply = json.loads(body)
+            record(reply["vote"]["vote_id"], t_pair)
+            leased = reply["next"]
+
+    def choice(rng: random.Random) -> dict:
+        return {"choice": rng.choice(["left", "right", "tie"])}
+
+    def record(vote_id: int, t_pair: float, t_next: float | None = None, t_vote: float | None = None) -> None:
+        with lock:
+            acknowledged.append(vote_id)
+            pair_ms.append(t_pair)
+            if t_next is not None:
                 next_ms.append(t_next)
                 vote_ms.append(t_vote)
-                acknowledged.append(json.loads(body)["vote_id"])
 
     started = time.monotonic()
     threads = [threading.Thread(target=annotator, args=(t, i)) for i, t in enumerate(tokens)]
@@ -199,7 +238,6 @@ def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, thin
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    both = [a + b for a, b in zip(next_ms, vote_ms)]
     return {
         "votes": len(acknowledged),
         "votes_per_s": round(len(acknowledged) / elapsed, 1),
@@ -207,8 +245,8 @@ def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, thin
         "next_p99_ms": round(percentile(next_ms, 99), 2),
         "vote_p50_ms": round(percentile(vote_ms, 50), 2),
         "vote_p99_ms": round(percentile(vote_ms, 99), 2),
-        "next_plus_vote_p50_ms": round(percentile(both, 50), 2),
-        "next_plus_vote_p99_ms": round(percentile(both, 99), 2),
+        "next_plus_vote_p50_ms": round(percentile(pair_ms, 50), 2),
+        "next_plus_vote_p99_ms": round(percentile(pair_ms, 99), 2),
         "failures": failures[:5],
         "acknowledged_ids": acknowledged,
     }
@@ -255,8 +293,8 @@ def start_gunicorn(port: int, database_url: str, workers: int, threads: int, *, 
            "LABELING_DURABLE_VOTES": "1" if durable_votes else "0"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "bench.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "120",
-         "--log-level", "warning", "--worker-tmp-dir", "/dev/shm"],  # as config/runstack.py: off the disk
+         "--config", "python:config.gunicorn", "--workers", str(workers), "--threads", str(threads),
+         "--keep-alive", "120", "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )
     deadline = time.monotonic() + 30
@@ -366,7 +404,7 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
-PHASES = {"realistic", "realistic_votes_not_durable", "saturated"}
+PHASES = {"realistic", "realistic_votes_not_durable", "realistic_one_request", "saturated"}
 
 
 def main() -> None:
@@ -386,7 +424,7 @@ def main() -> None:
     parser.add_argument("--disk-probe-dir", type=Path, default=None,
                         help="a folder on the database's disk for the fsync probe (default: its data directory)")
     parser.add_argument("--phases", default=",".join(sorted(PHASES)),
-                        help="comma-separated load phases to run, of the three")
+                        help="comma-separated load phases to run, of the four")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the 10k vs 1M next-latency measurement")
     args = parser.parse_args()
     wanted = args.phases.split(",")
@@ -414,10 +452,11 @@ def main() -> None:
         cursor.execute("CHECKPOINT")  # needs superuser or pg_checkpoint, as the bench's postgres user has
 
     report: dict = {"machine": f"{os.cpu_count()} CPU cores", "annotators": args.annotators, "pairs": args.pairs}
-    phases = [  # (name, durable votes, think ms, seconds)
-        ("realistic", True, args.think_ms, args.seconds),
-        ("realistic_votes_not_durable", False, args.think_ms, args.seconds),
-        ("saturated", True, 0.0, args.seconds / 2),
+    phases = [  # (name, durable votes, think ms, seconds, one request per pair)
+        ("realistic", True, args.think_ms, args.seconds, False),
+        ("realistic_votes_not_durable", False, args.think_ms, args.seconds, False),
+        ("realistic_one_request", True, args.think_ms, args.seconds, True),
+        ("saturated", True, 0.0, args.seconds / 2, False),
     ]
     phases = [phase for phase in phases if phase[0] in wanted]
     acknowledged: list[int] = []
@@ -425,7 +464,7 @@ def main() -> None:
     probe = DiskProbe(args.disk_probe_dir or postgres_data_directory(args.database_url))
     try:
         with probe:
-            for phase, durable, think, secs in phases:
+            for phase, durable, think, secs, one_request in phases:
                 server = start_gunicorn(args.port, args.database_url, args.workers, args.threads, durable_votes=durable)
                 try:
                     # Warm up first, as a server is warm in steady state: each gunicorn
@@ -436,7 +475,7 @@ def main() -> None:
                     )["acknowledged_ids"]
                     runs, trivial_runs = [], []
                     for _ in range(args.repeats):
-                        run = run_annotators(args.port, project.slug, tokens, secs, think)
+                        run = run_annotators(args.port, project.slug, tokens, secs, think, one_request=one_request)
                         acknowledged += run.pop("acknowledged_ids")
                         runs.append(run)
                         trivial_runs.append(run_trivial(args.port, args.annotators, secs / 2, think / 2))
@@ -446,8 +485,10 @@ def main() -> None:
                 report[phase]["trivial_view"] = {
                     key: statistics.median(r[key] for r in trivial_runs) for key in trivial_runs[0]
                 }
+                requests_per_pair = 1 if one_request else 2
                 report[phase]["p99_ratio_vs_trivial"] = round(
-                    report[phase]["next_plus_vote_p99_ms"] / (2 * report[phase]["trivial_view"]["p99_ms"]), 2
+                    report[phase]["next_plus_vote_p99_ms"]
+                    / (requests_per_pair * report[phase]["trivial_view"]["p99_ms"]), 2
                 )
     finally:
         stop(folder)

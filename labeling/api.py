@@ -2,6 +2,8 @@
 
 Texts come back raw, not rendered: a client renders (and sanitises) them
 itself. Choices are in screen terms (left/right), as the client showed them.
+A client may vote and get its next pair in one request (`vote-and-next`),
+as the labeling page does: half the requests per pair.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from ninja import Field, Router, Schema, Status
 
 from labeling import selectors, services
 from labeling.api_auth import require_perm
+from labeling.errors import NotFound
+from labeling.models import Assignment, Project
 
 router = Router(tags=["labeling"])
 
@@ -49,6 +53,11 @@ class VoteOut(Schema):
     created: bool
 
 
+class VoteAndNextOut(Schema):
+    vote: VoteOut
+    next: NextOut | None = Field(description="The next pair leased to you; null when nothing is left for you.")
+
+
 class Message(Schema):
     detail: str
 
@@ -65,14 +74,7 @@ def projects_list(request: HttpRequest):
     return [_project_out(p) for p in selectors.project_list_for_user(user=request.auth)]
 
 
-@router.get("/projects/{slug}/next", response={200: NextOut, 204: None})
-def next_pair(request: HttpRequest, slug: str):
-    """Lease the next pair to label. 204 when nothing is left for you."""
-    require_perm(request, "labeling.label_pairs")
-    project = selectors.project_get_for_labeling(user=request.auth, slug=slug)
-    assignment = services.assignment_next(project=project, user=request.auth)
-    if assignment is None:
-        return Status(204, None)
+def _next_out(assignment: Assignment, project: Project) -> NextOut:
     pair = assignment.pair
     texts = {"a": pair.response_a, "b": pair.response_b}
     return NextOut(
@@ -85,10 +87,13 @@ def next_pair(request: HttpRequest, slug: str):
     )
 
 
-@router.post("/assignments/{assignment_id}/vote", response={200: VoteOut, 201: VoteOut, 409: Message})
-def vote(request: HttpRequest, assignment_id: int, payload: VoteIn):
+def _vote_out(vote, created: bool) -> VoteOut:
+    return VoteOut(vote_id=vote.pk, choice=vote.choice, shown_left=vote.shown_left, created=created)
+
+
+def _vote_submit(request: HttpRequest, assignment_id: int, payload: VoteIn):
     require_perm(request, "labeling.label_pairs")
-    vote, created = services.vote_submit(
+    return services.vote_submit(
         assignment_id=assignment_id,
         user=request.auth,
         choice=payload.choice,
@@ -96,10 +101,45 @@ def vote(request: HttpRequest, assignment_id: int, payload: VoteIn):
         rationale=payload.rationale,
         latency_ms=payload.latency_ms,
     )
-    return Status(
-        201 if created else 200,
-        VoteOut(vote_id=vote.pk, choice=vote.choice, shown_left=vote.shown_left, created=created),
-    )
+
+
+@router.get("/projects/{slug}/next", response={200: NextOut, 204: None})
+def next_pair(request: HttpRequest, slug: str):
+    """Lease the next pair to label. 204 when nothing is left for you."""
+    require_perm(request, "labeling.label_pairs")
+    project = selectors.project_get_for_labeling(user=request.auth, slug=slug)
+    assignment = services.assignment_next(project=project, user=request.auth)
+    if assignment is None:
+        return Status(204, None)
+    return _next_out(assignment, project)
+
+
+@router.post("/assignments/{assignment_id}/vote", response={200: VoteOut, 201: VoteOut, 409: Message})
+def vote(request: HttpRequest, assignment_id: int, payload: VoteIn):
+    """Vote on a leased pair: 201 when stored, 200 when this vote was already stored (a retry)."""
+    vote, created = _vote_submit(request, assignment_id, payload)
+    return Status(201 if created else 200, _vote_out(vote, created))
+
+
+@router.post(
+    "/assignments/{assignment_id}/vote-and-next", response={200: VoteAndNextOut, 201: VoteAndNextOut, 409: Message}
+)
+def vote_and_next(request: HttpRequest, assignment_id: int, payload: VoteIn):
+    """Vote, then lease the next pair of the same project, in one request.
+
+    The vote is handled as by `vote` (a refused vote writes nothing and leases
+    nothing). A retry returns the stored vote and the same next lease, since
+    asking again for the next pair returns one's live lease.
+    """
+    vote, created = _vote_submit(request, assignment_id, payload)
+    try:
+        project = selectors.project_get_for_labeling(user=request.auth, project_id=vote.project_id)
+    except NotFound:  # taken off the project since this lease: the vote stands, nothing more for them here
+        assignment = None
+    else:
+        assignment = services.assignment_next(project=project, user=request.auth)
+    following = None if assignment is None else _next_out(assignment, project)
+    return Status(201 if created else 200, VoteAndNextOut(vote=_vote_out(vote, created), next=following))
 
 
 @router.post("/assignments/{assignment_id}/skip", response={204: None, 409: Message})

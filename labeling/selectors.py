@@ -22,12 +22,15 @@ def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
     return Project.objects.none()
 
 
-def project_get_for_labeling(*, user: AbstractBaseUser, slug: str) -> Project:
-    """A project this user may label. Anything else is NotFound, not Forbidden,
-    so annotators cannot probe which project slugs exist."""
+def project_get_for_labeling(
+    *, user: AbstractBaseUser, slug: str | None = None, project_id: int | None = None
+) -> Project:
+    """A project this user may label, by slug or id. Anything else is NotFound,
+    not Forbidden, so annotators cannot probe which project slugs exist."""
     if not user.has_perm("labeling.label_pairs"):
         raise NotFound("No such project.")
-    found = sql.project_with_membership(slug=slug, user_id=user.pk)  # every labeling request: one query
+    # Every labeling request runs this: one query.
+    found = sql.project_with_membership(user_id=user.pk, slug=slug, project_id=project_id)
     if found is None:
         raise NotFound("No such project.")
     project, is_member = found

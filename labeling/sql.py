@@ -191,13 +191,19 @@ def user_permissions(*, user_id: int) -> set[str]:
 _PROJECT = _Loader(Project)
 
 
-def project_with_membership(*, slug: str, user_id: int) -> tuple[Project, bool] | None:
-    """The project with this slug, and whether the user is one of its members."""
-    row = _fetchone(
-        f"SELECT {_PROJECT.columns('p')}, EXISTS(SELECT 1 FROM labeling_project_members m"
-        " WHERE m.project_id = p.id AND m.user_id = %s) FROM labeling_project p WHERE p.slug = %s",
-        [user_id, slug],
-    )
+_PROJECT_WITH_MEMBERSHIP = (
+    f"SELECT {_PROJECT.columns('p')}, EXISTS(SELECT 1 FROM labeling_project_members m"
+    " WHERE m.project_id = p.id AND m.user_id = %s) FROM labeling_project p WHERE p.{key} = %s"
+)
+_PROJECT_WITH_MEMBERSHIP_BY = {key: _PROJECT_WITH_MEMBERSHIP.format(key=key) for key in ("slug", "id")}
+
+
+def project_with_membership(
+    *, user_id: int, slug: str | None = None, project_id: int | None = None
+) -> tuple[Project, bool] | None:
+    """The project with this slug (or id), and whether the user is one of its members."""
+    key, value = ("slug", slug) if project_id is None else ("id", project_id)
+    row = _fetchone(_PROJECT_WITH_MEMBERSHIP_BY[key], [user_id, value])
     if row is None:
         return None
     return _PROJECT.instance(row[:-1]), bool(row[-1])

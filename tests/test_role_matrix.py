@@ -29,6 +29,7 @@ MATRIX = [
     row("get", "/api/v1/projects", 401, 200, 200, 200, 200),
     row("get", "/api/v1/projects/{slug}/next", 401, 403, 200, 403, 200),
     row("post", "/api/v1/assignments/{assignment}/vote", 401, 403, 201, 403, 409, {"choice": "left"}),
+    row("post", "/api/v1/assignments/{assignment}/vote-and-next", 401, 403, 201, 403, 409, {"choice": "left"}),
     row("post", "/api/v1/assignments/{assignment}/skip", 401, 403, 204, 403, 409),
     row("get", "/api/v1/openapi.json", 200, 200, 200, 200, 200),  # the schema is public
     # import and export: admins only
