@@ -55,7 +55,8 @@ def _fill(votes: int, annotators: int, seed: int = 0) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from labeling import roles, services
+    from accounts import roles
+    from labeling import services
     from labeling.models import Annotator, Pair, Vote
 
     rng = random.Random(seed)
@@ -111,7 +112,7 @@ def _fill(votes: int, annotators: int, seed: int = 0) -> dict:
 
 def _activate_version(project) -> float:
     from labeling.models import Pair
-    from rewardmodel.aggregates import on_version_activated
+    from dashboard.aggregates import on_version_activated
     from rewardmodel.models import ModelVersion, PairPrediction, TrainingRun
 
     metrics = {
@@ -142,7 +143,7 @@ def _naive_agreement(project) -> None:
     from django.db.models import Count, Q
 
     from labeling.models import Vote
-    from rewardmodel import agreement as ag
+    from preferences import agreement as ag
 
     import numpy as np
 
@@ -163,7 +164,7 @@ def run_one(votes: int, annotators: int, requests: int) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from labeling.aggregates import aggregates_rebuild
+    from dashboard.aggregates import aggregates_rebuild
 
     call_command("migrate", verbosity=0)
     filled = _fill(votes, annotators)

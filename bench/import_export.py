@@ -56,7 +56,7 @@ def child_import(path: str) -> dict:
     django.setup()
     from labeling import services
     from labeling.importing import pairs_import
-    from labeling.readers import source_from_path
+    from preferences.readers import source_from_path
 
     project = services.project_create(slug="bench")
     rss_ready = _peak_rss_mb()

@@ -111,7 +111,8 @@ def bulk_pairs(project, n: int, prefix: str) -> None:
 def make_annotators(project, n: int) -> list[str]:
     from django.contrib.auth.models import Group, User
 
-    from labeling import roles, services
+    from accounts import roles
+    from labeling import services
 
     roles.roles_sync()
     group = Group.objects.get(name=roles.ANNOTATOR)
@@ -382,7 +383,8 @@ def next_latency_at(project, n_pairs: int, repeats: int = 300) -> float:
     """Median in-process next+skip time for a fresh annotator in a project of n_pairs."""
     from django.contrib.auth.models import Group, User
 
-    from labeling import roles, services
+    from accounts import roles
+    from labeling import services
 
     user = User.objects.create_user(f"probe-{project.slug}", password=None)
     user.groups.add(Group.objects.get(name=roles.ANNOTATOR))
@@ -434,8 +436,10 @@ def main() -> None:
 
     recreate_database(args.database_url)
     setup_django(args.database_url)
-    from labeling import aggregates, services
-    from labeling.models import Pair, TallyBucket, Vote
+    from dashboard import aggregates
+    from labeling import services
+    from dashboard.models import TallyBucket
+    from labeling.models import Pair, Vote
 
     project = services.project_create(slug="bench", name="Bench", overlap_target=3)
     bulk_pairs(project, args.pairs, "bench")

@@ -37,7 +37,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-helpful-base-test.json
 
 
 def load_items(path: Path, n: int) -> tuple[list[str], list[str], str]:
-    from rewardmodel.training.formats import RowError, iter_jsonl, parse_row
+    from preferences.formats import RowError, iter_jsonl, parse_row
 
     if not path.exists():
         prompts = [f"Question {i}: how do I keep a sourdough starter alive?" for i in range(n)]
@@ -92,12 +92,12 @@ def main() -> int:
     from django.test import Client
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from labeling import roles
+    from accounts import roles
     from labeling import services as labeling_services
     from rewardmodel import artifacts
     from rewardmodel.models import ModelVersion, TrainingRun
     from rewardmodel.training import RewardScorer, TrainConfig, train
-    from rewardmodel.training.formats import TrainingPair
+    from preferences.records import TrainingPair
 
     if args.threads:
         torch.set_num_threads(args.threads)

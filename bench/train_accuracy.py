@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rewardmodel.training import TrainConfig, train  # noqa: E402
 from rewardmodel.training.data import split_by_prompt  # noqa: E402
-from rewardmodel.training.formats import read_training_pairs  # noqa: E402
+from preferences.formats import read_training_pairs  # noqa: E402
 
 KEYS = ("held_out_accuracy", "held_out_accuracy_ci", "eval_loss", "train_accuracy", "length_baseline_accuracy",
         "p_model_prefers_longer", "p_human_prefers_longer", "ece", "reward_mean", "reward_std",

@@ -72,7 +72,7 @@ def trl_text(prompt: str, response: str) -> str:
 def load_pairs(args, tokenizer) -> tuple[list, list]:
     """The prompt-grouped split, keeping pairs that fit whole in both recipes' encodings."""
     from rewardmodel.training.data import PairEncoder, split_by_prompt
-    from rewardmodel.training.formats import read_training_pairs
+    from preferences.formats import read_training_pairs
 
     pairs = read_training_pairs(args.data, skip_invalid=True).pairs
     encoder = PairEncoder(tokenizer, args.max_length)

@@ -49,8 +49,10 @@ INSTALLED_APPS = [
     "axes",
     "django_celery_beat",
     "ninja",  # serves the Swagger UI at /api/v1/docs from its own static files, no CDN
+    "accounts",
     "labeling",
     "rewardmodel",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -70,7 +72,7 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "labeling.auth_backends.OneQueryModelBackend",
+    "accounts.auth_backends.OneQueryModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"

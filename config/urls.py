@@ -20,7 +20,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", _api_urls()),
+    path("", include("accounts.urls")),
     path("", include("labeling.urls")),
-    path("", include("rewardmodel.urls_dashboard")),
+    path("", include("dashboard.urls")),
     path("", include("rewardmodel.urls")),
 ]

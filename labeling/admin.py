@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from labeling.models import Annotator, ApiToken, Assignment, Pair, Project, Vote
+from labeling.models import Annotator, Assignment, Pair, Project, Vote
 
 
 @admin.register(Project)
@@ -53,15 +53,4 @@ class VoteAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
-
-    def has_add_permission(self, request):
-        # Tokens are issued with `manage.py issue_token` or the tokens page,
-        # which shows the raw value once; the admin only lists and revokes.
         return False

@@ -15,7 +15,7 @@ from ninja import Field, Router, Schema, Status
 
 from labeling import selectors, services
 from labeling.api_auth import require_perm
-from labeling.errors import NotFound
+from lib.errors import NotFound
 from labeling.models import Assignment, Project
 
 router = Router(tags=["labeling"])

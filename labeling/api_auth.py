@@ -13,7 +13,7 @@ from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
 from labeling import sql
-from labeling.services import api_token_hash
+from accounts.services import api_token_hash
 
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 

@@ -1,13 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class LabelingConfig(AppConfig):
     name = "labeling"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from labeling.roles import roles_sync_on_migrate
-
-        # Runs after every app's migrations; permissions exist by then.
-        post_migrate.connect(roles_sync_on_migrate, dispatch_uid="labeling.roles_sync")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord
+from preferences.records import ImportedVote, PreferenceRecord
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo: helpful and harmless"

@@ -3,7 +3,7 @@
 Formats (`export_rows`):
 
 - ``trl``: ``{prompt, chosen, rejected, margin?}``, one row per pair whose
-  votes have a non-tie majority (`formats.majority_choice`). ``margin`` is
+  votes have a winner by the label rule (`preferences.labels`). ``margin`` is
   the median strength of the winning side's votes; it is a column of every
   row when any vote in the project has a strength (0 where none was given),
   and absent otherwise, because TRL needs it on all rows or none.
@@ -18,38 +18,26 @@ Formats (`export_rows`):
   strength, rationale, latency and time.
 
 Everything streams: pairs are read with ``iterator(chunk_size)`` and the
-votes of each chunk in one query; files are written row by row (parquet in
-row groups). Memory does not grow with the project.
+votes of each chunk in one query; files are written row by row by
+`preferences.writers` (parquet in row groups). Memory does not grow with
+the project.
 """
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
-from labeling.errors import InvalidInput
 from labeling.models import Pair, Project, Vote
 from labeling.pseudonyms import annotator_pseudonym
-from labeling.tabular import JSON_COLUMNS, csv_neutralise, json_cell
-from rewardmodel.training.formats import (
-    ImportedVote,
-    PreferenceRecord,
-    record_to_training_pair,
-)
+from lib.errors import InvalidInput
+from preferences import writers
+from preferences.records import ImportedVote, PreferenceRecord, record_to_training_pair
 
 EXPORT_FORMATS = ("trl", "pairwise", "votes")
 SPLITS = ("all", "train", "test")
-FILE_KINDS = ("jsonl", "jsonl.gz", "csv", "parquet", "dataset")
 DEFAULT_CHUNK = 2000
-ROW_GROUP_ROWS = 10_000
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -82,15 +70,6 @@ def export_validate_options(*, fmt: str, split: str, min_votes: int) -> None:
 def export_has_margin(*, project: Project) -> bool:
     """Whether a trl export carries a margin column (see the module docstring)."""
     return Vote.objects.filter(project=project, strength__isnull=False).exists()
-
-
-def export_columns(*, fmt: str, with_margin: bool = False) -> list[str]:
-    if fmt == "trl":
-        return ["prompt", "chosen", "rejected"] + (["margin"] if with_margin else [])
-    if fmt == "pairwise":
-        return ["id", "prompt", "response_a", "response_b", "votes", "metadata", "split"]
-    return ["pair_id", "pair_external_id", "annotator", "choice", "shown_left", "strength", "rationale",
-            "latency_ms", "created_at", "split"]
 
 
 def export_count(*, project: Project, fmt: str, split: str = "all", min_votes: int = 0) -> int:
@@ -208,95 +187,8 @@ def _vote_rows(project: Project, split: str, min_votes: int, chunk_size: int) ->
 
 
 # --------------------------------------------------------------------------- #
-# Encoders: rows to bytes, streamed
-# --------------------------------------------------------------------------- #
-def jsonl_chunks(rows: Iterable[dict]) -> Iterator[bytes]:
-    for row in rows:
-        yield (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-
-
-def csv_chunks(rows: Iterable[dict], columns: list[str]) -> Iterator[bytes]:
-    """CSV with a header, nested values as JSON cells, formula-like cells neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_cell(key, row.get(key)) for key in columns])
-        yield buffer.getvalue().encode("utf-8")
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():  # no rows: the header alone
-        yield buffer.getvalue().encode("utf-8")
-
-
-def _csv_cell(key: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if key in JSON_COLUMNS:
-        return csv_neutralise(json_cell(value))
-    if isinstance(value, str):
-        return csv_neutralise(value)
-    return str(value)
-
-
-def parquet_schema(*, fmt: str, with_margin: bool = False):
-    import pyarrow as pa
-
-    text = pa.string()
-    if fmt == "trl":
-        fields = [("prompt", text), ("chosen", text), ("rejected", text)]
-        if with_margin:
-            fields.append(("margin", pa.float64()))
-    elif fmt == "pairwise":
-        vote = pa.struct([("annotator", text), ("choice", text), ("strength", pa.int8()), ("rationale", text)])
-        fields = [("id", text), ("prompt", text), ("response_a", text), ("response_b", text),
-                  ("votes", pa.list_(vote)), ("metadata", text), ("split", text)]
-    else:
-        fields = [("pair_id", pa.int64()), ("pair_external_id", text), ("annotator", text), ("choice", text),
-                  ("shown_left", text), ("strength", pa.int8()), ("rationale", text), ("latency_ms", pa.int64()),
-                  ("created_at", text), ("split", text)]
-    return pa.schema(fields)
-
-
-def write_parquet(rows: Iterable[dict], path: Path, *, fmt: str, with_margin: bool = False,
-                  row_group_rows: int = ROW_GROUP_ROWS) -> int:
-    """Rows to a parquet file, one row group per `row_group_rows` rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = parquet_schema(fmt=fmt, with_margin=with_margin)
-    n = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        group: list[dict] = []
-        for row in rows:
-            if fmt == "pairwise":  # metadata's keys vary by row: a JSON string column
-                row = {**row, "metadata": json_cell(row["metadata"])}
-            group.append(row)
-            if len(group) >= row_group_rows:
-                writer.write_table(pa.Table.from_pylist(group, schema=schema))
-                n += len(group)
-                group = []
-        if group or n == 0:
-            writer.write_table(pa.Table.from_pylist(group, schema=schema))
-            n += len(group)
-    return n
-
-
-# --------------------------------------------------------------------------- #
 # Files
 # --------------------------------------------------------------------------- #
-def file_kind(path: Path) -> str:
-    """What to write, from the output path's name."""
-    name = path.name.lower()
-    for suffix, kind in ((".jsonl.gz", "jsonl.gz"), (".jsonl", "jsonl"), (".csv", "csv"), (".parquet", "parquet")):
-        if name.endswith(suffix):
-            return kind
-    if path.is_dir() or "." not in name:
-        return "dataset"
-    raise ExportFailed(f"cannot tell what to write from {path.name!r}: use .jsonl, .jsonl.gz, .csv or .parquet, "
-                       "or a folder name without a suffix for datasets' save_to_disk")
-
-
 def export_to_path(
     *,
     project: Project,
@@ -310,7 +202,10 @@ def export_to_path(
     """Write an export file (or save_to_disk folder), atomically: a temp name, then a rename."""
     export_validate_options(fmt=fmt, split=split, min_votes=min_votes)
     path = Path(path)
-    kind = file_kind(path)
+    try:
+        writers.file_kind(path)
+    except ValueError as exc:
+        raise ExportFailed(str(exc)) from None
     if path.exists() and not overwrite:
         raise ExportFailed(f"{path} exists; pass --force to replace it")
     if not path.parent.is_dir():
@@ -320,19 +215,7 @@ def export_to_path(
     counter = _Counter(total, on_progress)
     rows = counter.wrap(export_rows(project=project, fmt=fmt, split=split, min_votes=min_votes,
                                     with_margin=with_margin))
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
-        staged = Path(tmp) / ("data" if kind == "dataset" else path.name)
-        if kind == "jsonl":
-            _write_chunks(jsonl_chunks(rows), open(staged, "wb"))
-        elif kind == "jsonl.gz":
-            _write_chunks(jsonl_chunks(rows), gzip.open(staged, "wb", compresslevel=6))
-        elif kind == "csv":
-            _write_chunks(csv_chunks(rows, export_columns(fmt=fmt, with_margin=with_margin)), open(staged, "wb"))
-        elif kind == "parquet":
-            write_parquet(rows, staged, fmt=fmt, with_margin=with_margin)
-        else:
-            _save_to_disk(rows, staged, Path(tmp), fmt=fmt, with_margin=with_margin)
-        _replace(staged, path)
+    writers.rows_write(rows, path, fmt=fmt, with_margin=with_margin)
     return ExportSummary(rows=counter.n, path=str(path))
 
 
@@ -354,26 +237,3 @@ class _Counter:
             self.on_progress(self.n, self.n)
 
 
-def _write_chunks(chunks: Iterator[bytes], fh) -> None:
-    with fh:
-        for chunk in chunks:
-            fh.write(chunk)
-
-
-def _save_to_disk(rows: Iterator[dict], staged: Path, tmp: Path, *, fmt: str, with_margin: bool) -> int:
-    """A datasets folder, built from a parquet file so memory stays bounded."""
-    import datasets
-
-    datasets.disable_progress_bars()  # the export's own progress is reported; these would be noise
-    parquet = tmp / "rows.parquet"
-    n = write_parquet(rows, parquet, fmt=fmt, with_margin=with_margin)
-    dataset = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(tmp / "cache"))
-    dataset.save_to_disk(str(staged))
-    del dataset
-    return n
-
-
-def _replace(staged: Path, path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    os.replace(staged, path)

@@ -19,10 +19,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.errors import NotFound
+from lib.errors import NotFound
 from labeling.importing import ImportFailed, ImportSummary, pairs_import_validate, pairs_import_write
 from labeling.models import ImportJob, Project
-from labeling.readers import ReadError, source_from_path
+from preferences.readers import ReadError, source_from_path
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Two streaming passes, so memory stays flat however large the file:
 
 1. `pairs_import_validate` reads every row and parses it with the shared
-   row parser (`rewardmodel.training.formats.parse_row`), writing nothing.
+   row parser (`preferences.formats.parse_row`), writing nothing.
    The first invalid row stops the import with a message naming its line
    and field, unless ``skip_invalid`` is set, in which case it is reported
    and passed over.
@@ -23,17 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from labeling import services
-from labeling.errors import InvalidInput
+from lib.errors import InvalidInput
 from labeling.models import Project
-from labeling.readers import ReadError, RowSource
-from rewardmodel.training.formats import (
-    DEFAULT_MAX_CHARS,
-    FORMATS,
-    PreferenceRecord,
-    RowError,
-    detect_format,
-    parse_row,
-)
+from preferences.readers import ReadError, RowSource
+from preferences.formats import DEFAULT_MAX_CHARS, FORMATS, RowError, detect_format, parse_row
+from preferences.records import PreferenceRecord
 
 # Rows per transaction: each commit costs a WAL sync on SQLite, so fewer,
 # larger batches import faster; 5,000 rows hold a few MB.

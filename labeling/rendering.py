@@ -12,7 +12,7 @@ import nh3
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
-from rewardmodel.training.formats import transcript_to_messages
+from preferences.formats import transcript_to_messages
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
 

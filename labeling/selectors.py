@@ -5,9 +5,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from labeling import sql
-from labeling.errors import NotFound
-from labeling.models import Annotator, AnnotatorStats, Project, Vote
+from labeling import signals, sql
+from lib.errors import NotFound
+from labeling.models import Annotator, Project, Vote
 
 
 def user_sees_all_projects(*, user: AbstractBaseUser) -> bool:
@@ -64,16 +64,10 @@ def project_open_pair_count(*, project: Project) -> int:
     return value
 
 
-def annotator_own_stats(*, project: Project, user: AbstractBaseUser) -> dict:
-    """What an annotator may see about their own work: never anyone else's."""
-    stats = AnnotatorStats.objects.filter(project=project, annotator__user=user).first()
-    if stats is None:
-        return {"votes": 0}
-    return {
-        "votes": stats.votes,
-        "median_seconds": None if stats.median_latency_ms is None else round(stats.median_latency_ms / 1000, 1),
-        "agreement": None if not stats.loo_n else round(100 * stats.loo_agree / stats.loo_n),
-        "agreement_n": stats.loo_n,
-        "left_share": None if not stats.sided else round(100 * stats.left_chosen / stats.sided),
-        "tie_share": None if not stats.votes else round(100 * stats.ties / stats.votes),
-    }
+def annotator_own_figures(*, project: Project, user: AbstractBaseUser) -> dict:
+    """The annotator's own figures (median time, agreement, side shares) from the apps
+    above labeling that keep them (the dashboard), merged; empty when none does."""
+    figures: dict = {}
+    for _receiver, answer in signals.annotator_figures_wanted.send(sender=Project, project=project, user=user):
+        figures.update(answer or {})
+    return figures

@@ -20,11 +20,10 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeling import aggregates, sql
-from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling import signals, sql
+from lib.errors import Conflict, InvalidInput, NotFound
 from labeling.models import (
     Annotator,
-    ApiToken,
     Assignment,
     Pair,
     Project,
@@ -33,7 +32,8 @@ from labeling.models import (
     Vote,
 )
 from labeling.pseudonyms import pseudonyms_resolve
-from rewardmodel.training.formats import PreferenceRecord
+from preferences.labels import Tally
+from preferences.records import PreferenceRecord
 
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
 
@@ -106,20 +106,6 @@ def _rank(content_hash: str) -> int:
     return int(content_hash[:15], 16)
 
 
-def _swap(record: PreferenceRecord) -> PreferenceRecord:
-    flip = {"a": "b", "b": "a"}
-    return PreferenceRecord(
-        prompt=record.prompt,
-        response_a=record.response_b,
-        response_b=record.response_a,
-        votes=tuple(
-            type(v)(v.annotator, flip.get(v.choice, v.choice), v.strength, v.rationale) for v in record.votes
-        ),
-        external_id=record.external_id,
-        metadata=record.metadata,
-    )
-
-
 @dataclass
 class ImportCounts:
     created: int = 0
@@ -151,7 +137,7 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
             by_hash[h] = _merge_votes(by_hash[h], record)
             continue
         if shuffle_sides and int(h[-1], 16) % 2:
-            record = _swap(record)
+            record = record.swapped()
         by_hash[h] = record
 
     with transaction.atomic():
@@ -175,21 +161,17 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
         counts.created = len(pair_ids)
 
         vote_rows = [
-            (project.pk, pair_ids[h], annotator_ids[v.annotator], v.choice, v.strength, v.rationale)
+            (project.pk, pair_ids[h], annotator_ids[v.annotator], v.choice, v.strength, v.rationale, False)
             for h, record in fresh.items()
             for v in record.votes
         ]
         vote_rows += _votes_for_duplicates(project, existing, by_hash, annotator_ids)
         _rows_insert(Vote, _VOTE_COLUMNS, vote_rows)
         counts.votes = len(vote_rows)
-        aggregates.record_imported_votes(
-            project=project,
-            votes=[(pair_id, annotator_id, choice) for _, pair_id, annotator_id, choice, _, _ in vote_rows],
-            new_pairs={
-                pair_ids[h]: (splits[h], len(record.response_a), len(record.response_b))
-                for h, record in fresh.items()
-            },
-        )
+        if vote_rows:
+            # Stored outside the dashboard aggregates; its receiver folds them
+            # in within this transaction, so no figure counts half an import.
+            signals.votes_imported.send(sender=Project, project_id=project.pk)
     return counts
 
 
@@ -199,7 +181,7 @@ _PAIR_COLUMNS = (
     "project_id", "prompt", "response_a", "response_b", "content_hash", "external_id", "metadata", "split",
     "rank", "slots_taken", "vote_count", "votes_a", "votes_b", "votes_tie",
 )
-_VOTE_COLUMNS = ("project_id", "pair_id", "annotator_id", "choice", "strength", "rationale")
+_VOTE_COLUMNS = ("project_id", "pair_id", "annotator_id", "choice", "strength", "rationale", "in_aggregates")
 
 
 def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], splits: dict[str, str]) -> dict[str, int]:
@@ -207,7 +189,7 @@ def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], spli
     votes; returns their ids by content hash."""
     rows = []
     for h, record in fresh.items():
-        n_a, n_b, n_tie = aggregates.choice_tally([v.choice for v in record.votes])
+        n_a, n_b, n_tie = Tally.of(v.choice for v in record.votes).as_tuple()
         votes = len(record.votes)
         rows.append((project.pk, record.prompt, record.response_a, record.response_b, h, record.external_id or "",
                      record.metadata, splits[h], _rank(h), votes, votes, n_a, n_b, n_tie))
@@ -278,7 +260,7 @@ def _pair_ids_by_hash(project: Project, hashes: list[str], chunk: int = 2000) ->
 def _merge_votes(kept: PreferenceRecord, extra: PreferenceRecord) -> PreferenceRecord:
     """Votes of a repeated row on the same content, in the kept row's side order."""
     if extra.response_a != kept.response_a:
-        extra = _swap(extra)
+        extra = extra.swapped()
     have = {v.annotator for v in kept.votes}
     added = tuple(v for v in extra.votes if v.annotator not in have)
     if not added:
@@ -299,11 +281,12 @@ def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator
     for h, pair in existing.items():
         record = by_hash[h]
         if record.response_a != pair.response_a:  # stored with the other side first
-            record = _swap(record)
+            record = record.swapped()
         added = [v for v in record.votes if (pair.pk, annotator_ids[v.annotator]) not in voted]
-        votes += [(project.pk, pair.pk, annotator_ids[v.annotator], v.choice, v.strength, v.rationale) for v in added]
+        votes += [(project.pk, pair.pk, annotator_ids[v.annotator], v.choice, v.strength, v.rationale, False)
+                  for v in added]
         if added:
-            n_a, n_b, n_tie = aggregates.choice_tally([v.choice for v in added])
+            n_a, n_b, n_tie = Tally.of(v.choice for v in added).as_tuple()
             Pair.objects.filter(pk=pair.pk).update(
                 slots_taken=F("slots_taken") + len(added), vote_count=F("vote_count") + len(added),
                 votes_a=F("votes_a") + n_a, votes_b=F("votes_b") + n_b, votes_tie=F("votes_tie") + n_tie,
@@ -497,28 +480,6 @@ def vote_submit(
         )
         assignment.state = Assignment.State.VOTED
         # The dashboard aggregates count it when it is folded in, after this
-        # request (labeling.aggregates): here it would queue behind every
+        # request (dashboard.aggregates): here it would queue behind every
         # other vote in the project, on the project-wide aggregate rows.
     return vote, True
-
-
-# --------------------------------------------------------------------------- #
-# API tokens
-# --------------------------------------------------------------------------- #
-def api_token_hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
-
-
-def api_token_issue(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
-    """A new bearer token. The raw value is returned once and never stored."""
-    if not name.strip():
-        raise InvalidInput("A token needs a name.")
-    raw = "rmt_" + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=raw[:12], key_hash=api_token_hash(raw))
-    return token, raw
-
-
-def api_token_revoke(*, token_id: int) -> None:
-    updated = ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    if not updated:
-        raise NotFound("No such active token.")

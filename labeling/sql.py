@@ -14,11 +14,9 @@ SQLite runs the same steps one by one in-process. The tests marked
 `both_databases` run on both.
 
 Rows come back as model instances through the converters the ORM itself
-applies (`_Loader`), so callers see ordinary models. The dashboard
-aggregates (`labeling.aggregates`), which fold votes in after their
-requests, use the statements at the end of this module. Everything else in
-the app uses the ORM; the logic stays in `labeling.services` and
-`labeling.aggregates`.
+applies (`Loader`), so callers see ordinary models. The dashboard's fold
+(dashboard/sql.py) builds its statements with the same helpers. Everything
+else in the app uses the ORM; the logic stays in `labeling.services`.
 """
 from __future__ import annotations
 
@@ -32,12 +30,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Model
 
-from labeling.models import (
-    Annotator, AnnotatorStats, ApiToken, Assignment, Choice, Pair, Project, ProjectStats, Vote,
-)
+from accounts.models import ApiToken
+from accounts.selectors import PERMISSIONS_OF_USER, string_agg
+from labeling.models import Annotator, Assignment, Choice, Pair, Project, Vote
 
 
-class _Loader:
+class Loader:
     """Model instances from raw rows, with the ORM's own value converters.
 
     Columns are the given fields in the model's field order (what
@@ -73,13 +71,13 @@ class _Loader:
         return self.model.from_db(connection.alias, self.attnames, converted)
 
 
-def _for_update(of: str, *, skip_locked: bool = False) -> str:
+def for_update(of: str, *, skip_locked: bool = False) -> str:
     if not connection.features.has_select_for_update:
         return ""
     return f" FOR UPDATE OF {of}" + (" SKIP LOCKED" if skip_locked else "")
 
 
-def _db_datetime(value: datetime) -> Any:
+def db_datetime(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
@@ -102,19 +100,19 @@ def cursor() -> Iterator[Any]:
             yield server_cursor
 
 
-def _fetchone(sql: str, params: Sequence[Any]) -> tuple | None:
+def fetchone(sql: str, params: Sequence[Any]) -> tuple | None:
     with cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()
 
 
-def _fetchall(sql: str, params: Sequence[Any]) -> list[tuple]:
+def fetchall(sql: str, params: Sequence[Any]) -> list[tuple]:
     with cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
 
 
-def _execute(sql: str, params: Sequence[Any]) -> int:
+def execute(sql: str, params: Sequence[Any]) -> int:
     with cursor() as cur:
         cur.execute(sql, params)
         return cur.rowcount
@@ -123,9 +121,9 @@ def _execute(sql: str, params: Sequence[Any]) -> int:
 # --------------------------------------------------------------------------- #
 # Who is asking
 # --------------------------------------------------------------------------- #
-_TOKEN = _Loader(ApiToken, ["id", "last_used_at"])
-_USER = _Loader(get_user_model())
-_ANNOTATOR = _Loader(Annotator)
+_TOKEN = Loader(ApiToken, ["id", "last_used_at"])
+_USER = Loader(get_user_model())
+_ANNOTATOR = Loader(Annotator)
 _USER_ANNOTATOR = Annotator._meta.get_field("user").remote_field  # caches user.annotator
 
 
@@ -138,10 +136,10 @@ def token_user(*, key_hash: str) -> tuple[ApiToken, Model] | None:
     `labeling.auth_backends`).
     """
     user_table = get_user_model()._meta.db_table
-    permissions = _string_agg("ct.app_label || '.' || p.codename")
-    row = _fetchone(
+    permissions = string_agg("ct.app_label || '.' || p.codename")
+    row = fetchone(
         f"SELECT {_TOKEN.columns('t')}, {_USER.columns('u')}, {_ANNOTATOR.columns('a')},"
-        f" (SELECT {permissions} FROM {_PERMISSIONS_OF_USER.format(user='u.id')})"
+        f" (SELECT {permissions} FROM {PERMISSIONS_OF_USER.format(user='u.id')})"
         f' FROM labeling_apitoken t JOIN "{user_table}" u ON u.id = t.user_id'
         " LEFT JOIN labeling_annotator a ON a.user_id = u.id"
         " WHERE t.key_hash = %s AND t.revoked_at IS NULL",
@@ -159,36 +157,13 @@ def token_user(*, key_hash: str) -> tuple[ApiToken, Model] | None:
 
 
 def token_touch(*, token_id: int, now: datetime) -> None:
-    _execute("UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s", [_db_datetime(now), token_id])
-
-
-# Permissions granted to a user directly or through a group; {user} is the user id (a column or %s).
-_PERMISSIONS_OF_USER = (
-    "auth_permission p JOIN django_content_type ct ON ct.id = p.content_type_id"
-    " WHERE p.id IN (SELECT permission_id FROM auth_user_user_permissions WHERE user_id = {user}"
-    "  UNION SELECT gp.permission_id FROM auth_group_permissions gp"
-    "  JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = {user})"
-)
-
-
-def _string_agg(expression: str) -> str:
-    """Comma-joined values of `expression` (codenames and app labels hold no commas)."""
-    if connection.vendor == "postgresql":
-        return f"string_agg({expression}, ',')"
-    return f"group_concat({expression}, ',')"
-
-
-def user_permissions(*, user_id: int) -> set[str]:
-    """"app_label.codename" of every permission the user has, directly or through a group, in one query."""
-    query = "SELECT ct.app_label, p.codename FROM " + _PERMISSIONS_OF_USER.format(user="%s")
-    rows = _fetchall(query, [user_id, user_id])
-    return {f"{app_label}.{codename}" for app_label, codename in rows}
+    execute("UPDATE labeling_apitoken SET last_used_at = %s WHERE id = %s", [db_datetime(now), token_id])
 
 
 # --------------------------------------------------------------------------- #
 # Projects
 # --------------------------------------------------------------------------- #
-_PROJECT = _Loader(Project)
+_PROJECT = Loader(Project)
 
 
 _PROJECT_WITH_MEMBERSHIP = (
@@ -203,7 +178,7 @@ def project_with_membership(
 ) -> tuple[Project, bool] | None:
     """The project with this slug (or id), and whether the user is one of its members."""
     key, value = ("slug", slug) if project_id is None else ("id", project_id)
-    row = _fetchone(_PROJECT_WITH_MEMBERSHIP_BY[key], [user_id, value])
+    row = fetchone(_PROJECT_WITH_MEMBERSHIP_BY[key], [user_id, value])
     if row is None:
         return None
     return _PROJECT.instance(row[:-1]), bool(row[-1])
@@ -212,9 +187,9 @@ def project_with_membership(
 # --------------------------------------------------------------------------- #
 # Leases
 # --------------------------------------------------------------------------- #
-_ASSIGNMENT = _Loader(Assignment)
+_ASSIGNMENT = Loader(Assignment)
 # What a client shows: the texts. Other pair fields load on access.
-_PAIR_SHOWN = _Loader(Pair, ["id", "project_id", "prompt", "response_a", "response_b", "split", "slots_taken"])
+_PAIR_SHOWN = Loader(Pair, ["id", "project_id", "prompt", "response_a", "response_b", "split", "slots_taken"])
 
 
 def _assignment_with_pair(row: Sequence[Any]) -> Assignment:
@@ -226,7 +201,7 @@ def _assignment_with_pair(row: Sequence[Any]) -> Assignment:
 
 def assignment_live(*, project_id: int, annotator_id: int) -> Assignment | None:
     """The annotator's live lease in the project (at most one: a partial unique index), pair loaded."""
-    row = _fetchone(
+    row = fetchone(
         f"SELECT {_ASSIGNMENT.columns('a')}, {_PAIR_SHOWN.columns('p')}"
         " FROM labeling_assignment a JOIN labeling_pair p ON p.id = a.pair_id"
         " WHERE a.project_id = %s AND a.annotator_id = %s AND a.state = 'live'",
@@ -296,19 +271,19 @@ def lease_current_or_take(
     writers (BEGIN IMMEDIATE), runs the same steps in one transaction.
     """
     params = {"project": project_id, "k": overlap_target, "annotator": annotator_id, "left": left,
-              "served": _db_datetime(served_at), "expires": _db_datetime(expires_at)}
+              "served": db_datetime(served_at), "expires": db_datetime(expires_at)}
     if connection.vendor == "postgresql":
-        row = _fetchone(LEASE_STATEMENT_POSTGRESQL, params)
+        row = fetchone(LEASE_STATEMENT_POSTGRESQL, params)
         return None if row is None else _assignment_with_pair(row)
     with transaction.atomic():
         live = assignment_live(project_id=project_id, annotator_id=annotator_id)
         if live is not None:
             return live
-        row = _fetchone(_SLOT_TAKE_SQLITE, params)
+        row = fetchone(_SLOT_TAKE_SQLITE, params)
         if row is None:
             return None
         pair = _PAIR_SHOWN.instance(row)
-        row = _fetchone(_LEASE_INSERT_SQLITE, {**params, "pair": pair.pk})
+        row = fetchone(_LEASE_INSERT_SQLITE, {**params, "pair": pair.pk})
         if row is None:  # this annotator's other request won the one-live-lease index
             pair_release_slot(pair_id=pair.pk)
             return None
@@ -321,7 +296,7 @@ def lease_current_or_take(
 
 
 def pair_release_slot(*, pair_id: int) -> None:
-    _execute("UPDATE labeling_pair SET slots_taken = slots_taken - 1 WHERE id = %s", [pair_id])
+    execute("UPDATE labeling_pair SET slots_taken = slots_taken - 1 WHERE id = %s", [pair_id])
 
 
 # --------------------------------------------------------------------------- #
@@ -333,10 +308,10 @@ def assignment_lock_for_vote(*, assignment_id: int) -> Assignment | None:
     Only the assignment row is locked: locking the project too would
     serialise every vote in the project.
     """
-    row = _fetchone(
+    row = fetchone(
         f"SELECT {_ASSIGNMENT.columns('a')}, {_PROJECT.columns('j')}"
         " FROM labeling_assignment a JOIN labeling_project j ON j.id = a.project_id WHERE a.id = %s"
-        + _for_update("a"),
+        + for_update("a"),
         [assignment_id],
     )
     if row is None:
@@ -418,10 +393,10 @@ def vote_record_on_live_lease(
     """
     if connection.vendor != "postgresql":
         return None
-    row = _fetchone(_VOTE_ON_LIVE_LEASE_POSTGRESQL[durable], {
+    row = fetchone(_VOTE_ON_LIVE_LEASE_POSTGRESQL[durable], {
         "lease": assignment_id, "annotator": annotator_id, "choice": choice,
         "choice_if_left_a": choice_if_left["a"], "choice_if_left_b": choice_if_left["b"],
-        "strength": strength, "rationale": rationale, "latency": latency_ms, "now": _db_datetime(now),
+        "strength": strength, "rationale": rationale, "latency": latency_ms, "now": db_datetime(now),
     })
     if row is None:
         return None
@@ -452,12 +427,12 @@ def vote_record(
     """
     params = {"project": assignment.project_id, "pair": assignment.pair_id, "annotator": assignment.annotator_id,
               "lease": assignment.pk, "choice": choice, "left": assignment.left, "strength": strength,
-              "rationale": rationale, "latency": latency_ms, "now": _db_datetime(now), "in_aggregates": False}
+              "rationale": rationale, "latency": latency_ms, "now": db_datetime(now), "in_aggregates": False}
     if not durable and connection.vendor == "postgresql":
-        _fetchone(f"SELECT {_SOFT_COMMIT}", [])
-    vote_id = _fetchone(_VOTE_INSERT, params)[0]
-    _execute(_LEASE_VOTED, params)
-    _execute(_PAIR_COUNT[choice], params)
+        fetchone(f"SELECT {_SOFT_COMMIT}", [])
+    vote_id = fetchone(_VOTE_INSERT, params)[0]
+    execute(_LEASE_VOTED, params)
+    execute(_PAIR_COUNT[choice], params)
     vote = Vote(
         id=vote_id, project_id=assignment.project_id, pair_id=assignment.pair_id,
         annotator_id=assignment.annotator_id, assignment=assignment, choice=choice, shown_left=assignment.left,
@@ -468,63 +443,12 @@ def vote_record(
 
 
 def assignment_set_state(*, assignment_id: int, state: str) -> None:
-    _execute("UPDATE labeling_assignment SET state = %s WHERE id = %s", [state, assignment_id])
+    execute("UPDATE labeling_assignment SET state = %s WHERE id = %s", [state, assignment_id])
 
 
 def pair_retake_slot(*, pair_id: int, overlap_target: int) -> bool:
     """Take a slot back for an expired lease if the pair still has room."""
-    return bool(_execute(
+    return bool(execute(
         "UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = %s AND slots_taken < %s",
         [pair_id, overlap_target],
     ))
-
-
-# --------------------------------------------------------------------------- #
-# Dashboard aggregates, written when votes are folded in (labeling.aggregates)
-# --------------------------------------------------------------------------- #
-_PROJECT_STATS = _Loader(ProjectStats)
-_ANNOTATOR_STATS = _Loader(AnnotatorStats)
-
-
-def project_stats_lock(*, project_id: int) -> ProjectStats | None:
-    row = _fetchone(
-        f"SELECT {_PROJECT_STATS.columns('s')} FROM labeling_projectstats s WHERE s.project_id = %s"
-        + _for_update("s"),
-        [project_id],
-    )
-    return None if row is None else _PROJECT_STATS.instance(row)
-
-
-def project_stats_save(*, stats: ProjectStats, names: Sequence[str]) -> None:
-    sets = ", ".join(f"{name} = %s" for name in names)
-    _execute(f"UPDATE labeling_projectstats SET {sets} WHERE id = %s", [*(getattr(stats, n) for n in names), stats.pk])
-
-
-def tally_buckets_add(*, project_id: int, deltas: Sequence[tuple[str, int, int, int, int]]) -> None:
-    """Add (split, n_a, n_b, n_tie, delta) to the project's bucket counts, creating buckets as needed.
-
-    One statement for all of them (a vote moves its pair between two buckets);
-    the keys are distinct, as one upsert may not touch a row twice.
-    """
-    for start in range(0, len(deltas), 500):
-        chunk = deltas[start:start + 500]
-        _execute(
-            "INSERT INTO labeling_tallybucket (project_id, split, n_a, n_b, n_tie, pairs) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-            + " ON CONFLICT (project_id, split, n_a, n_b, n_tie)"
-            " DO UPDATE SET pairs = labeling_tallybucket.pairs + excluded.pairs",
-            [value for delta in chunk for value in (project_id, *delta)],
-        )
-
-
-def annotator_stats_lock(*, project_id: int, annotator_ids: Sequence[int]) -> list[AnnotatorStats]:
-    """The rows of these annotators in the project that exist, locked."""
-    rows: list[AnnotatorStats] = []
-    for start in range(0, len(annotator_ids), 2000):
-        chunk = annotator_ids[start:start + 2000]
-        rows += [_ANNOTATOR_STATS.instance(row) for row in _fetchall(
-            f"SELECT {_ANNOTATOR_STATS.columns('s')} FROM labeling_annotatorstats s WHERE s.project_id = %s"
-            f" AND s.annotator_id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY s.id" + _for_update("s"),
-            [project_id, *chunk],
-        )]
-    return rows

@@ -3,16 +3,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling import aggregates, import_jobs
+from labeling import import_jobs
 
 
 @shared_task(name="labeling.import_job_run", ignore_result=True)
 def import_job_run_task(job_id: int) -> None:
     """Import an uploaded file (see labeling.import_jobs); progress goes to the job row."""
     import_jobs.import_job_run(job_id=job_id)
-
-
-@shared_task(name="labeling.aggregates_fold", ignore_result=True)
-def aggregates_fold_task() -> None:
-    """Fold live votes into the dashboard aggregates (beat, every few seconds; see labeling.aggregates)."""
-    aggregates.aggregates_fold_all()

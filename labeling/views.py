@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors, services
-from labeling.errors import InvalidInput, LabelingError, NotFound
+from lib.errors import InvalidInput, ServiceError, NotFound
 from labeling.rendering import render_conversation, render_markdown
 
 
@@ -35,7 +35,7 @@ def _card_context(request: HttpRequest, project) -> dict:
         "project": project,
         "assignment": assignment,
         "done_count": selectors.annotator_vote_count(project=project, user=request.user),
-        "me": selectors.annotator_own_stats(project=project, user=request.user),
+        "me": selectors.annotator_own_figures(project=project, user=request.user),
         "open_count": selectors.project_open_pair_count(project=project),
     }
     if assignment is not None:
@@ -88,7 +88,7 @@ def vote(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
             rationale=request.POST.get("rationale", ""),
             latency_ms=_int_or_none(request.POST.get("latency_ms"), "latency_ms"),
         )
-    except LabelingError as exc:
+    except ServiceError as exc:
         return _error(request, project, exc)
     return _next_card(request, project)
 
@@ -99,12 +99,12 @@ def skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = _labeling_project(request, slug)
     try:
         services.assignment_skip(assignment_id=assignment_id, user=request.user)
-    except LabelingError as exc:
+    except ServiceError as exc:
         return _error(request, project, exc)
     return _next_card(request, project)
 
 
-def _error(request: HttpRequest, project, exc: LabelingError) -> HttpResponse:
+def _error(request: HttpRequest, project, exc: ServiceError) -> HttpResponse:
     if request.headers.get("HX-Request"):
         # HTMX swaps only 2xx by default; the card carries the message and the
         # status tells scripts and tests what happened.

@@ -24,9 +24,10 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import exporting, import_jobs, selectors
-from labeling.errors import NotFound
-from labeling.readers import UPLOAD_SUFFIXES
-from rewardmodel.training.formats import FORMATS
+from lib.errors import NotFound
+from preferences import writers
+from preferences.formats import FORMATS
+from preferences.readers import UPLOAD_SUFFIXES
 
 # Room for the multipart boundaries and the small form fields around the file.
 _MULTIPART_SLACK = 64 * 1024
@@ -225,10 +226,10 @@ def project_export_download(request: HttpRequest, slug: str) -> HttpResponse:
     if file_type == "parquet":
         return _parquet_download(rows, name, fmt=fmt, with_margin=with_margin)
     if file_type == "csv":
-        body = exporting.csv_chunks(rows, exporting.export_columns(fmt=fmt, with_margin=with_margin))
+        body = writers.csv_chunks(rows, writers.columns_of(fmt=fmt, with_margin=with_margin))
         content_type = "text/csv; charset=utf-8"
     else:
-        body = exporting.jsonl_chunks(rows)
+        body = writers.jsonl_chunks(rows)
         content_type = "application/x-ndjson; charset=utf-8"
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -239,7 +240,7 @@ def _parquet_download(rows, name: str, *, fmt: str, with_margin: bool) -> FileRe
     fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=settings.VAR_DIR)
     os.close(fd)
     try:
-        exporting.write_parquet(rows, Path(tmp), fmt=fmt, with_margin=with_margin)
+        writers.write_parquet(rows, Path(tmp), fmt=fmt, with_margin=with_margin)
         fh = open(tmp, "rb")
     finally:
         os.unlink(tmp)  # the open handle keeps the data until the response is sent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
-from labeling.errors import LabelingError
+from lib.errors import ServiceError
 from rewardmodel import services
 from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
 from rewardmodel.run_config import train_config_error
@@ -54,7 +54,7 @@ class TrainingRunAdmin(_RetrainPermissionMixin, admin.ModelAdmin):
         for run in queryset:
             try:
                 services.training_run_cancel(run=run, user=request.user)
-            except LabelingError as exc:
+            except ServiceError as exc:
                 self.message_user(request, exc.message, messages.WARNING)
 
 
@@ -83,7 +83,7 @@ class ModelVersionAdmin(_RetrainPermissionMixin, admin.ModelAdmin):
         version = queryset.get()
         try:
             services.model_version_activate(version=version, user=request.user)
-        except LabelingError as exc:
+        except ServiceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
             self.message_user(request, f"{version.project} v{version.number} is live.", messages.SUCCESS)

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from labeling.api_auth import require_perm
 from labeling.selectors import project_get
 from rewardmodel import scoring, selectors, services
-from rewardmodel.errors import PayloadTooLarge, RunAlreadyActive
+from lib.errors import PayloadTooLarge
+from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, TrainingRun
 
 router = Router(tags=["retraining"])

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class RewardModelConfig(AppConfig):
@@ -6,3 +7,10 @@ class RewardModelConfig(AppConfig):
     label = "rewardmodel"
     verbose_name = "Reward model"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from lib import beat
+        from rewardmodel import schedules
+
+        beat.periodic_tasks_register(*schedules.SCHEDULES)
+        post_migrate.connect(beat.periodic_tasks_ensure_on_migrate, dispatch_uid="lib.beat.ensure")

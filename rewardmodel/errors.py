@@ -1,11 +1,11 @@
 """Errors the retraining and scoring services raise.
 
-They extend `labeling.errors.LabelingError`, so the API's one exception
-handler (config/api.py) and the views turn them into HTTP statuses.
+They extend `lib.errors`, so the API's one exception handler
+(config/api.py) and the views turn them into HTTP statuses.
 """
 from __future__ import annotations
 
-from labeling.errors import Conflict, LabelingError
+from lib.errors import Conflict
 
 
 class RunAlreadyActive(Conflict):
@@ -19,7 +19,3 @@ class RunAlreadyActive(Conflict):
 class NoActiveModel(Conflict):
     def __init__(self):
         super().__init__("This project has no active model version yet: train and promote one first.")
-
-
-class PayloadTooLarge(LabelingError):
-    status = 413

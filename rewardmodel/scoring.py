@@ -18,7 +18,8 @@ from django.conf import settings
 
 from labeling.models import Project
 from rewardmodel import selectors
-from rewardmodel.errors import NoActiveModel, PayloadTooLarge
+from lib.errors import PayloadTooLarge
+from rewardmodel.errors import NoActiveModel
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import QuerySet
 
-from labeling.errors import NotFound
+from lib.errors import NotFound
 from labeling.models import Project, Vote
 from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
 

@@ -23,9 +23,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from labeling.errors import Conflict, InvalidInput
+from lib.errors import Conflict, InvalidInput
 from labeling.models import Pair, Project
-from rewardmodel import aggregates, artifacts, selectors
+from rewardmodel import artifacts, selectors, signals
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
 from rewardmodel.promotion import non_finite_metrics, promotion_decide
@@ -410,7 +410,7 @@ def _version_make_active(*, version: ModelVersion, user: AbstractBaseUser | None
     )
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True, promoted_by=user, promoted_at=now)
     version.refresh_from_db()
-    aggregates.on_version_activated(version=version)
+    signals.version_activated.send(sender=ModelVersion, version=version)
 
 
 def model_version_activate(*, version: ModelVersion, user: AbstractBaseUser) -> ModelVersion:

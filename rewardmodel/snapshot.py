@@ -1,9 +1,8 @@
 """The training data of a run, read once when the worker starts it.
 
 Labels come from the pair tallies that labeling.services keeps (votes_a,
-votes_b, votes_tie) through the one shared rule,
-`rewardmodel.training.formats.majority_choice`: a pair trains only when it
-has a strict, non-tie plurality. Train-split pairs train; test-split pairs
+votes_b, votes_tie) through the one label rule, `preferences.labels`: a
+pair trains only when it has a strict, non-tie plurality (`Tally.winner`). Train-split pairs train; test-split pairs
 with such a majority are the held-out set, fixed by prompt, so every
 version is measured on the same prompts. Test-split pairs whose votes tie
 are still scored, for the dashboard's model-vs-human agreement.
@@ -19,7 +18,8 @@ from statistics import median_low
 from django.utils import timezone
 
 from labeling.models import Pair, Project, Split, Vote
-from rewardmodel.training.formats import TrainingPair, majority_choice
+from preferences.labels import Tally
+from preferences.records import TrainingPair
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,6 @@ class Snapshot:
         return [p for p in self.test_pairs if p.winner is not None]
 
 
-def _choices(votes_a: int, votes_b: int, votes_tie: int) -> list[str]:
-    return ["a"] * votes_a + ["b"] * votes_b + ["tie"] * votes_tie
-
-
 def training_snapshot_take(*, project: Project) -> Snapshot:
     """Read the project's labelled pairs and fingerprint them (ids and tallies)."""
     snapshot = Snapshot(taken_at=timezone.now())
@@ -72,7 +68,7 @@ def training_snapshot_take(*, project: Project) -> Snapshot:
     for pair_id, split, prompt, a, b, votes_a, votes_b, votes_tie in rows.iterator(chunk_size=2000):
         digest.update(f"{pair_id}:{split}:{votes_a}:{votes_b}:{votes_tie};".encode())
         snapshot.n_votes += votes_a + votes_b + votes_tie
-        winner = majority_choice(_choices(votes_a, votes_b, votes_tie))
+        winner = Tally(votes_a, votes_b, votes_tie).winner
         if split == Split.TEST:
             snapshot.test_pairs.append(VotedTestPair(pair_id, prompt, a, b, winner))
         if winner is None:

@@ -12,7 +12,4 @@ urlpatterns = [
     path("runs/<int:run_id>/progress", views.run_progress, name="run-progress"),
     path("runs/<int:run_id>/cancel", views.run_cancel, name="run-cancel"),
     path("versions/<int:version_id>/activate", views.version_activate, name="version-activate"),
-    path("tokens/", views.tokens_page, name="tokens"),
-    path("tokens/issue", views.token_issue, name="token-issue"),
-    path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
 ]

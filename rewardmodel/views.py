@@ -1,4 +1,4 @@
-"""Runs and versions pages, the live run page, and the API tokens page.
+"""Runs and versions pages, and the live run page.
 
 Reviewers (rewardmodel.view_dashboard) see runs and versions; retraining,
 cancelling and promoting need rewardmodel.retrain. Views stay thin: they
@@ -10,18 +10,14 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors as labeling_selectors
-from labeling import services as labeling_services
-from labeling.errors import LabelingError, NotFound
-from labeling.models import ApiToken
+from lib.errors import ServiceError, NotFound
 from rewardmodel import selectors, services
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import RetrainPolicy, TrainingRun
@@ -91,7 +87,7 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
     except RunAlreadyActive as exc:
         messages.warning(request, f"Already running: run {exc.run.pk} is {exc.run.status}. Watch it here.")
         return redirect("rewardmodel:run-detail", run_id=exc.run.pk)
-    except LabelingError as exc:
+    except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("rewardmodel:runs", slug=project.slug)
     messages.success(request, f"Run {run.pk} queued.")
@@ -118,7 +114,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
     try:
         run = services.training_run_cancel(run=run, user=request.user)
-    except LabelingError as exc:
+    except ServiceError as exc:
         messages.error(request, exc.message)
     else:
         messages.info(request, "Cancelled." if run.status == TrainingRun.Status.CANCELLED
@@ -135,53 +131,8 @@ def version_activate(request: HttpRequest, version_id: int) -> HttpResponse:
         raise Http404("No such version.") from None
     try:
         services.model_version_activate(version=version, user=request.user)
-    except LabelingError as exc:
+    except ServiceError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Version {version.number} is live.")
     return redirect("rewardmodel:runs", slug=version.project.slug)
-
-
-# --------------------------------------------------------------------------- #
-# API tokens
-# --------------------------------------------------------------------------- #
-def _tokens_context(**extra) -> dict:
-    return {
-        "tokens": ApiToken.objects.select_related("user").order_by("-created_at"),
-        "users": get_user_model().objects.filter(is_active=True).order_by("username"),
-        **extra,
-    }
-
-
-@require_GET
-@permission_required("labeling.add_apitoken", raise_exception=True)
-def tokens_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "rewardmodel/tokens.html", _tokens_context())
-
-
-@require_POST
-@permission_required("labeling.add_apitoken", raise_exception=True)
-def token_issue(request: HttpRequest) -> HttpResponse:
-    """Issue a token and show its raw value in this response only; it is never stored."""
-    user = get_user_model().objects.filter(pk=request.POST.get("user") or None, is_active=True).first()
-    try:
-        if user is None:
-            raise LabelingError("Pick the user the token acts as.")
-        token, raw = labeling_services.api_token_issue(user=user, name=request.POST.get("name", ""))
-    except LabelingError as exc:
-        return render(request, "rewardmodel/tokens.html", _tokens_context(error=exc.message), status=400)
-    response = render(request, "rewardmodel/tokens.html", _tokens_context(issued=token, raw_token=raw))
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@require_POST
-@permission_required("labeling.change_apitoken", raise_exception=True)
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    try:
-        labeling_services.api_token_revoke(token_id=token_id)
-    except LabelingError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Token revoked.")
-    return redirect(reverse("rewardmodel:tokens"))

@@ -19,8 +19,9 @@ from django.conf import settings as django_settings  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 
 from config.celery import app as celery_app  # noqa: E402
-from labeling import roles, services  # noqa: E402
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord  # noqa: E402
+from accounts import roles  # noqa: E402
+from labeling import services  # noqa: E402
+from preferences.records import ImportedVote, PreferenceRecord  # noqa: E402
 
 # pytest-django imports the settings before this file runs, so with REDIS_URL
 # unset they already point at `make run`'s embedded port. Point them, and the

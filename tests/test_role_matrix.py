@@ -6,6 +6,7 @@ status each role must get. A new page gets a new row here.
 """
 import pytest
 
+from accounts import services as account_services
 from labeling import services
 
 ANON, NOROLE, ANNOT, REVIEW, ADMIN = "anonymous", "no_role", "annotator", "reviewer", "admin"
@@ -76,7 +77,7 @@ def objects(project, admin_user):
     version = ModelVersion.objects.create(project=project, run=done, number=1, artifact_dir="/nonexistent", metrics=finite)
     running = TrainingRun.objects.create(project=project, trigger="admin", status="running")
     job = ImportJob.objects.create(project=project, requested_by=admin_user, file_name="x.jsonl", upload_path="/nonexistent")
-    token, _ = services.api_token_issue(user=admin_user, name="matrix")
+    token, _ = account_services.api_token_issue(user=admin_user, name="matrix")
     return {"run": running.pk, "version": version.pk, "job": job.pk, "token": token.pk, "admin_id": admin_user.pk}
 
 

@@ -11,7 +11,7 @@ import importlib
 
 from .config import TrainConfig
 
-# The web side imports `rewardmodel.training.formats` and `TrainConfig`;
+# The web side imports `TrainConfig` (and `preferences`, which has no torch);
 # neither should pay for importing torch and transformers (about 2 s and
 # hundreds of MB per process), so the rest loads on first use. (That is
 # also why the loop lives in trainer.py: a submodule named `train` would

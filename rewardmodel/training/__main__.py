@@ -14,7 +14,7 @@ import os
 import sys
 
 from .config import TrainConfig
-from .formats import FORMATS, read_training_pairs
+from preferences.formats import FORMATS, read_training_pairs
 
 # TrainConfig fields with their own flag; --config sets any field.
 FLAGS = {"backbone": str, "epochs": int, "max_length": int, "batch_size": int, "lr": float, "seed": int,

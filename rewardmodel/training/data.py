@@ -24,7 +24,8 @@ from typing import Sequence
 
 import torch
 
-from .formats import TrainingPair, transcript_to_messages
+from preferences.formats import transcript_to_messages
+from preferences.records import TrainingPair
 
 
 def fit_lengths(n_prompt: int, n_response: int, budget: int) -> tuple[int, int]:

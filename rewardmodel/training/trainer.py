@@ -26,7 +26,7 @@ from .config import TrainConfig
 from .data import Collator, EncodedPairs, PairEncoder, fingerprint, length_grouped_batches
 from .evaluate import (accuracy, disagreement_summary, ensemble_margins, finite, pair_metrics, score_pairs,
                        swap_max_abs_diff)
-from .formats import TrainingPair
+from preferences.records import TrainingPair
 from .loss import bradley_terry_loss, margin_for
 from .model import (build_model, load_model_config, load_tokenizer, member_dir, resolve_backbone, save_member,
                     takes_token_types, write_meta)

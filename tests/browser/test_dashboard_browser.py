@@ -4,7 +4,7 @@ import os
 import pytest
 
 from tests.browser.conftest import log_in
-from tests.rewardmodel.dashboard_data import populate
+from tests.dashboard.dashboard_data import populate
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -4,6 +4,7 @@ import json
 import pytest
 from django.test import Client
 
+from accounts import services as account_services
 from labeling import services
 from labeling.models import Assignment, Vote
 from tests.conftest import make_records
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.both_databases
 
 @pytest.fixture
 def token(annotator_user):
-    _, raw = services.api_token_issue(user=annotator_user, name="cli")
+    _, raw = account_services.api_token_issue(user=annotator_user, name="cli")
     return raw
 
 
@@ -72,8 +73,8 @@ def test_bad_choice_is_422_and_writes_nothing(client, project, pairs, token):
 
 def test_no_credentials_is_401_and_a_revoked_token_too(client, project, pairs, annotator_user):
     assert api(client, "get", f"/api/v1/projects/{project.slug}/next").status_code == 401
-    token_obj, raw = services.api_token_issue(user=annotator_user, name="old")
-    services.api_token_revoke(token_id=token_obj.pk)
+    token_obj, raw = account_services.api_token_issue(user=annotator_user, name="old")
+    account_services.api_token_revoke(token_id=token_obj.pk)
     assert api(client, "get", f"/api/v1/projects/{project.slug}/next", raw).status_code == 401
 
 
@@ -92,7 +93,7 @@ def test_session_auth_needs_csrf_on_post(project, pairs, annotator_user):
 
 
 def test_reviewer_cannot_lease_pairs(client, project, pairs, reviewer_user):
-    _, raw = services.api_token_issue(user=reviewer_user, name="r")
+    _, raw = account_services.api_token_issue(user=reviewer_user, name="r")
     assert api(client, "get", f"/api/v1/projects/{project.slug}/next", raw).status_code == 403
 
 
@@ -133,7 +134,7 @@ def test_a_direct_user_permission_counts_through_a_token(client, project, pairs,
     user = User.objects.create_user("direct", password=None)
     user.user_permissions.add(Permission.objects.get(codename="label_pairs"))
     project.members.add(user)
-    _, raw = services.api_token_issue(user=user, name="cli")
+    _, raw = account_services.api_token_issue(user=user, name="cli")
     # then the token may lease pairs
     assert api(client, "get", f"/api/v1/projects/{project.slug}/next", raw).status_code == 200
 

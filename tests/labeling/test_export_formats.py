@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from labeling import services
-from labeling.exporting import annotator_pseudonym, export_rows, export_to_path, write_parquet
+from labeling.exporting import annotator_pseudonym, export_rows, export_to_path
+from preferences.writers import write_parquet
 from labeling.models import Annotator, Pair
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord
+from preferences.records import ImportedVote, PreferenceRecord
 
 
 def record(i: int, *votes: tuple[str, str, int | None], prompt: str | None = None) -> PreferenceRecord:

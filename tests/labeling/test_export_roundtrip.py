@@ -8,7 +8,7 @@ import pytest
 from labeling import services
 from labeling.exporting import export_rows, export_to_path
 from labeling.importing import pairs_import
-from labeling.readers import source_from_path
+from preferences.readers import source_from_path
 
 TRICKY_TEXTS = [
     "=SUM(A1:A9)", "+1 555 0100", "-- a dash list", "@mention", "'=already quoted", "''@twice",

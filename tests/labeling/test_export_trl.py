@@ -7,7 +7,7 @@ import pytest
 
 from labeling import services
 from labeling.exporting import export_to_path
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord
+from preferences.records import ImportedVote, PreferenceRecord
 
 
 @pytest.fixture

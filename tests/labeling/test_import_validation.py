@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from labeling.importing import ImportFailed, pairs_import, pairs_import_validate
 from labeling.models import Annotator, Pair, Vote
-from labeling.readers import ReadError, source_from_path
+from preferences.readers import ReadError, source_from_path
 
 GOOD = {"prompt": "Explain tides.", "response_a": "The moon pulls the sea.", "response_b": "Magic.",
         "votes": [{"annotator": "ann-1", "choice": "a"}]}

@@ -5,7 +5,9 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from labeling import aggregates, services
+from dashboard import aggregates
+
+from labeling import services
 from labeling.models import Assignment, Vote
 
 XSS_PAYLOADS = [
@@ -77,7 +79,7 @@ def _active_content(html: str) -> list[str]:
 @pytest.mark.parametrize("payload", XSS_PAYLOADS)
 def test_untrusted_text_is_rendered_inert(client, project, annotator_user, payload):
     # given a pair whose prompt and responses are hostile
-    from rewardmodel.training.formats import PreferenceRecord
+    from preferences.records import PreferenceRecord
 
     record = PreferenceRecord(prompt=f"Q {payload}", response_a=f"A {payload}", response_b=f"B {payload}")
     services.pairs_import_batch(project=project, records=[record], shuffle_sides=False)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from scipy.stats import binomtest
 
 from labeling import services
-from labeling.errors import Conflict
+from lib.errors import Conflict
 from labeling.models import Assignment, Pair, Vote
 from tests.conftest import make_records, make_user
 

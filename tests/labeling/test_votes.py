@@ -2,7 +2,7 @@
 import pytest
 
 from labeling import services
-from labeling.errors import Conflict, InvalidInput
+from lib.errors import Conflict, InvalidInput
 from labeling.models import Pair, Side, Vote
 
 # The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.

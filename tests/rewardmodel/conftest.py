@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from labeling import services as labeling_services
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord
+from preferences.records import ImportedVote, PreferenceRecord
 from tests.rewardmodel.workers import Process, start_worker
 
 
@@ -85,7 +85,7 @@ def labelled_project(db, rm_settings, annotator_user):
 def _train_tiny_folder(folder, *, seed: int) -> None:
     """Train the tiny engine preset straight into `folder` (no database, no worker)."""
     from rewardmodel.training import TrainConfig, train
-    from rewardmodel.training.formats import record_to_training_pair
+    from preferences.records import record_to_training_pair
 
     pairs = [record_to_training_pair(r) for r in labelled_records(40, tie_every=0)]
     train(TrainConfig.tiny(seed=seed, epochs=1, output_dir=str(folder)), pairs[:32], pairs[32:])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from labeling import services as labeling_services
+from accounts import services as account_services
 from rewardmodel import services
 from rewardmodel.models import ModelVersion, TrainingRun
 from tests.rewardmodel.conftest import make_version
@@ -18,7 +18,7 @@ def no_broker(monkeypatch):
 
 
 def _auth(user) -> dict:
-    _, raw = labeling_services.api_token_issue(user=user, name="test")
+    _, raw = account_services.api_token_issue(user=user, name="test")
     return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
 
 

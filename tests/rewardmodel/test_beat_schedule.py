@@ -1,17 +1,18 @@
 """A scheduled retrain on its own: real celery beat (database scheduler), real worker, real Redis."""
 from __future__ import annotations
 
-import importlib
 import time
 
 import pytest
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from labeling.models import AnnotatorStats, Assignment, Vote
+from dashboard.models import AnnotatorStats
+
+from labeling.models import Assignment, Vote
 from rewardmodel import services
 from rewardmodel.models import ModelVersion, TrainingRun
-from rewardmodel.schedules import SCHEDULES, beat_schedules_ensure
+from lib.beat import periodic_tasks_ensure, periodic_tasks_registered
 from tests.rewardmodel.conftest import make_labelled_project
 from tests.rewardmodel.workers import start_beat, wait_for
 
@@ -19,24 +20,43 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
 def test_schedules_are_editable_rows_created_once(db):
-    # given the rows (migrations 0003 and 0004 create them; a flush by an earlier test may have removed them)
-    beat_schedules_ensure()
+    # given the rows (created after migrate; a flush by an earlier test may have removed them)
+    periodic_tasks_ensure()
     tasks = dict(PeriodicTask.objects.values_list("task", "interval__every"))
     assert tasks["rewardmodel.tasks.retrain_due_projects"] == 60
     assert tasks["rewardmodel.tasks.reconcile_runs"] == 30
-    assert tasks["labeling.aggregates_fold"] == 5
+    assert tasks["dashboard.aggregates_fold"] == 5
     # when an admin edits one and the rows are ensured again, the edit stays
     PeriodicTask.objects.filter(task="rewardmodel.tasks.reconcile_runs").update(enabled=False)
-    beat_schedules_ensure()
+    periodic_tasks_ensure()
     assert PeriodicTask.objects.filter(task__startswith="rewardmodel.").count() == 2
     assert not PeriodicTask.objects.get(task="rewardmodel.tasks.reconcile_runs").enabled
 
 
-def test_migration_and_service_define_the_same_schedules():
-    migrated = []
-    for name in ("0003_periodic_tasks", "0004_fold_schedule"):
-        migrated += importlib.import_module(f"rewardmodel.migrations.{name}").SCHEDULES
-    assert migrated == SCHEDULES
+def test_a_renamed_task_keeps_its_row_and_follows_the_code(db):
+    # given a row from before the fold task moved to the dashboard app, with an edited interval
+    periodic_tasks_ensure()
+    every_ten, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(task="dashboard.aggregates_fold").update(task="labeling.aggregates_fold",
+                                                                       interval=every_ten)
+    # when the rows are ensured
+    periodic_tasks_ensure()
+    # then the same row runs the task under its new name, at the edited interval
+    row = PeriodicTask.objects.get(name="Fold live votes into the dashboard aggregates")
+    assert (row.task, row.interval.every) == ("dashboard.aggregates_fold", 10)
+
+
+def test_each_periodic_task_is_declared_once_by_the_app_that_runs_it():
+    specs = periodic_tasks_registered()
+    assert sorted(s.task for s in specs) == [
+        "dashboard.aggregates_fold", "rewardmodel.tasks.reconcile_runs", "rewardmodel.tasks.retrain_due_projects",
+    ]
+    assert len({s.name for s in specs}) == len(specs)
+    # and no migration holds a copy of them any more
+    from pathlib import Path
+
+    for migration in Path(__file__).resolve().parents[2].glob("*/migrations/*.py"):
+        assert "PeriodicTask" not in migration.read_text(), migration
 
 
 def test_after_n_new_votes_beat_retrains_on_its_own(transactional_db, rm_settings, annotator_user, client,
@@ -44,7 +64,7 @@ def test_after_n_new_votes_beat_retrains_on_its_own(transactional_db, rm_setting
     # given a project one vote short of its threshold, and beat checking every second
     project = make_labelled_project(members=[annotator_user], overlap_target=4)
     services.retrain_policy_update(project=project, min_new_votes=Vote.objects.filter(project=project).count() + 1)
-    beat_schedules_ensure()
+    periodic_tasks_ensure()
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task="rewardmodel.tasks.retrain_due_projects").update(interval=every_second)
     beat = start_beat(log_dir=tmp_path / "logs")
@@ -73,9 +93,9 @@ def test_beat_folds_live_votes_into_the_dashboard_aggregates(transactional_db, r
                                                              celery_worker, tmp_path):
     # given beat folding every second, and an annotator's live vote
     project = make_labelled_project(members=[annotator_user], overlap_target=4)
-    beat_schedules_ensure()
+    periodic_tasks_ensure()
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.filter(task="labeling.aggregates_fold").update(interval=every_second)
+    PeriodicTask.objects.filter(task="dashboard.aggregates_fold").update(interval=every_second)
     beat = start_beat(log_dir=tmp_path / "logs")
     try:
         client.force_login(annotator_user)

@@ -10,7 +10,7 @@ import pytest
 from labeling.models import Pair, Split
 from rewardmodel import artifacts, execution, services
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
-from rewardmodel.training.formats import majority_choice
+from preferences.labels import Tally
 
 Status = TrainingRun.Status
 
@@ -69,7 +69,7 @@ def test_predictions_cover_every_voted_test_pair_in_pair_terms(labelled_project,
     test_pairs = Pair.objects.filter(project=labelled_project, split=Split.TEST, vote_count__gt=0)
     # then every voted test pair has one, ties included
     assert set(predictions) == set(test_pairs.values_list("pk", flat=True))
-    ties = [p for p in test_pairs if majority_choice(["a"] * p.votes_a + ["b"] * p.votes_b + ["tie"] * p.votes_tie) is None]
+    ties = [p for p in test_pairs if Tally(p.votes_a, p.votes_b, p.votes_tie).winner is None]
     assert ties, "the fixture must hold tie-majority test pairs"
     # and margins are r_a - r_b: the model learned "a" wins, so most margins are positive
     decided = [predictions[p.pk].margin for p in test_pairs if p not in ties]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from labeling import services as labeling_services
+from accounts import services as account_services
 from rewardmodel import scoring, services
 from rewardmodel.training import RewardScorer
 from tests.rewardmodel.conftest import make_version
@@ -26,7 +26,7 @@ def empty_cache():
 
 @pytest.fixture
 def admin_token(admin_user):
-    _, raw = labeling_services.api_token_issue(user=admin_user, name="scoring")
+    _, raw = account_services.api_token_issue(user=admin_user, name="scoring")
     return raw
 
 
@@ -113,7 +113,7 @@ def test_scoring_needs_the_score_permission(client, labelled_project, tiny_model
                                             annotator_user):
     make_version(labelled_project, tiny_model_dirs[0])
     for user in (reviewer_user, annotator_user):
-        _, raw = labeling_services.api_token_issue(user=user, name="t")
+        _, raw = account_services.api_token_issue(user=user, name="t")
         assert _score(client, labelled_project.slug, raw, {"items": ITEMS}).status_code == 403
     response = client.post(f"/api/v1/projects/{labelled_project.slug}/score", json.dumps({"items": ITEMS}),
                            content_type="application/json")
@@ -122,7 +122,7 @@ def test_scoring_needs_the_score_permission(client, labelled_project, tiny_model
 
 def test_revoked_token_stops_working(client, labelled_project, tiny_model_dirs, admin_user):
     make_version(labelled_project, tiny_model_dirs[0])
-    token, raw = labeling_services.api_token_issue(user=admin_user, name="t")
+    token, raw = account_services.api_token_issue(user=admin_user, name="t")
     assert _score(client, labelled_project.slug, raw, {"items": ITEMS}).status_code == 200
-    labeling_services.api_token_revoke(token_id=token.pk)
+    account_services.api_token_revoke(token_id=token.pk)
     assert _score(client, labelled_project.slug, raw, {"items": ITEMS}).status_code == 401

@@ -16,9 +16,9 @@ from django.db import connection
 from django.utils import timezone
 
 from labeling import services as labeling_services
-from labeling.errors import Conflict, InvalidInput
+from lib.errors import Conflict, InvalidInput
 from labeling.models import Vote
-from rewardmodel import aggregates, services
+from rewardmodel import services, signals
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
 from tests.rewardmodel.conftest import make_labelled_project, make_version
@@ -306,20 +306,30 @@ def test_schedule_backs_off_after_a_failed_run(open_project, settings):
 # Versions: promotion by hand and rollback
 # --------------------------------------------------------------------------- #
 def test_rollback_activates_an_older_version_and_tells_the_dashboard(labelled_project, tiny_model_dirs,
-                                                                     admin_user, monkeypatch):
-    # given v1 (old) and v2 (live)
+                                                                     admin_user):
+    from dashboard.models import ProjectStats
+
+    # given v1 (old) and v2 (live), and a listener on the activation signal
     calls = []
-    monkeypatch.setattr(aggregates, "on_version_activated", lambda *, version: calls.append(version.pk))
-    v1 = make_version(labelled_project, tiny_model_dirs[0], number=1, active=False)
-    v2 = make_version(labelled_project, tiny_model_dirs[1], number=2, active=True)
-    # when an admin rolls back to v1
-    services.model_version_activate(version=v1, user=admin_user)
-    # then v1 alone is live, recorded as theirs, and the dashboard hook saw it
+
+    def listener(sender, version, **kwargs):
+        calls.append(version.pk)
+
+    signals.version_activated.connect(listener)
+    try:
+        v1 = make_version(labelled_project, tiny_model_dirs[0], number=1, active=False)
+        v2 = make_version(labelled_project, tiny_model_dirs[1], number=2, active=True)
+        # when an admin rolls back to v1
+        services.model_version_activate(version=v1, user=admin_user)
+    finally:
+        signals.version_activated.disconnect(listener)
+    # then v1 alone is live, recorded as theirs, and the dashboard heard of it
     v1.refresh_from_db()
     v2.refresh_from_db()
     assert v1.is_active and not v2.is_active
     assert v1.promoted_by == admin_user and v1.promoted_at is not None
     assert calls == [v1.pk]
+    assert ProjectStats.objects.get(project=labelled_project).active_version_id == v1.pk
 
 
 def test_a_version_with_changed_files_or_nan_metrics_cannot_go_live(labelled_project, tiny_model_dirs, tmp_path,

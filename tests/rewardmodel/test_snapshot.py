@@ -2,7 +2,7 @@
 from labeling import services as labeling_services
 from labeling.models import Pair, Split
 from rewardmodel.snapshot import training_snapshot_take
-from rewardmodel.training.formats import ImportedVote, PreferenceRecord
+from preferences.records import ImportedVote, PreferenceRecord
 
 
 def _record(i, choices, strengths=None):

@@ -1,11 +1,10 @@
-"""Runs, run and tokens pages: permissions, buttons, messages, polling."""
+"""Runs and run pages: permissions, buttons, messages, polling."""
 from __future__ import annotations
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from labeling.models import ApiToken
 from rewardmodel import services
 from rewardmodel.models import ModelVersion, TrainingRun
 from tests.rewardmodel.conftest import make_version
@@ -113,40 +112,11 @@ def test_home_page_links_to_runs_for_reviewers_not_annotators(client, labelled_p
     assert _runs_url(labelled_project) not in client.get("/").content.decode()
 
 
-def test_admin_issues_a_token_shown_once_and_revokes_it(client, admin_user, reviewer_user):
-    # given an admin on the tokens page
-    client.force_login(admin_user)
-    assert client.get(reverse("rewardmodel:tokens")).status_code == 200
-    # when they issue a token for the reviewer
-    response = client.post(reverse("rewardmodel:token-issue"), {"user": reviewer_user.pk, "name": "ci"})
-    # then the raw token is on that response only, and it works against the API
-    token = ApiToken.objects.get()
-    raw = response.context["raw_token"]
-    assert raw.startswith(token.prefix) and raw in response.content.decode()
-    assert response["Cache-Control"] == "no-store"
-    assert raw not in client.get(reverse("rewardmodel:tokens")).content.decode()
-    api = Client()  # no session: the token alone
-    assert api.get("/api/v1/projects", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
-    # when they revoke it, it stops working
-    client.post(reverse("rewardmodel:token-revoke", args=[token.pk]))
-    assert api.get("/api/v1/projects", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
-
-
-def test_token_pages_are_admin_only_and_bad_input_writes_nothing(client, admin_user, reviewer_user):
-    client.force_login(reviewer_user)
-    assert client.get(reverse("rewardmodel:tokens")).status_code == 403
-    assert client.post(reverse("rewardmodel:token-issue"), {"user": reviewer_user.pk, "name": "x"}).status_code == 403
-    client.force_login(admin_user)
-    assert client.post(reverse("rewardmodel:token-issue"), {"user": reviewer_user.pk, "name": " "}).status_code == 400
-    assert client.post(reverse("rewardmodel:token-issue"), {"user": 99999, "name": "x"}).status_code == 400
-    assert not ApiToken.objects.exists()
-
-
 def test_pages_send_no_inline_script_or_style(client, labelled_project, admin_user, tiny_model_dirs):
     make_version(labelled_project, tiny_model_dirs[0])
     run = services.training_run_request(project=labelled_project, trigger="admin")
     client.force_login(admin_user)
     for url in (_runs_url(labelled_project), reverse("rewardmodel:run-detail", args=[run.pk]),
-                reverse("rewardmodel:tokens")):
+                reverse("accounts:tokens")):
         html = client.get(url).content.decode()
         assert " style=" not in html and "<script>" not in html and " onclick" not in html

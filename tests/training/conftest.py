@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from rewardmodel.training.formats import TrainingPair  # noqa: E402
+from preferences.records import TrainingPair  # noqa: E402
 
 WORDS = "apple river stone cloud music paper garden window silver yellow".split()
 

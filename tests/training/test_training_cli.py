@@ -83,6 +83,6 @@ def test_engine_never_imports_django(tmp_path, train_pairs, eval_pairs):
 
 
 def test_importing_the_row_parser_does_not_load_torch():
-    proc = run_python(["-c", "import sys, rewardmodel.training.formats, rewardmodel.training as t; t.TrainConfig()\n"
+    proc = run_python(["-c", "import sys, preferences.formats, rewardmodel.training as t; t.TrainConfig()\n"
                              "assert 'torch' not in sys.modules"])
     assert proc.returncode == 0, proc.stderr

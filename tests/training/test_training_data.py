@@ -6,7 +6,7 @@ import torch
 from rewardmodel.training.config import DEFAULT_BACKBONE
 from rewardmodel.training.data import (Collator, EncodedPairs, PairEncoder, fit_lengths, length_grouped_batches,
                                        sorted_batches)
-from rewardmodel.training.formats import TrainingPair
+from preferences.records import TrainingPair
 from rewardmodel.training.model import load_tokenizer, resolve_backbone
 
 

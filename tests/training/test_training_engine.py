@@ -4,7 +4,7 @@ import json
 import pytest
 
 from rewardmodel.training import Progress, TrainConfig, TrainingCancelled, train
-from rewardmodel.training.formats import TrainingPair
+from preferences.records import TrainingPair
 
 REQUIRED_METRICS = {
     "held_out_accuracy", "held_out_accuracy_ci", "eval_loss", "train_accuracy", "ece", "reliability",

@@ -22,8 +22,8 @@ from labeling.importing import (
     pairs_import_write,
 )
 from labeling.models import Project
-from labeling.readers import FILE_TYPES, ReadError, source_from_hub, source_from_path
-from rewardmodel.training.formats import FORMATS
+from preferences.readers import FILE_TYPES, ReadError, source_from_hub, source_from_path
+from preferences.formats import FORMATS
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.errors import LabelingError, NotFound
+from lib.errors import ServiceError, NotFound
 from labeling.selectors import project_get
 from rewardmodel import services
 from rewardmodel.errors import RunAlreadyActive
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             self.stderr.write(f"Already running: run {exc.run.pk} is {exc.run.status}.")
             self.stdout.write(run_status_json(exc.run))
             raise SystemExit(1) from None
-        except LabelingError as exc:
+        except ServiceError as exc:
             raise CommandError(exc.message) from None
         if not wait:
             self.stdout.write(run_status_json(run))

@@ -1,0 +1,55 @@
+"""Writes for accounts: API tokens and the demo users."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.utils import timezone
+
+from accounts import roles
+from accounts.models import ApiToken
+from lib.errors import InvalidInput, NotFound
+
+
+def api_token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def api_token_issue(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+    """A new bearer token. The raw value is returned once and never stored."""
+    if not name.strip():
+        raise InvalidInput("A token needs a name.")
+    raw = "rmt_" + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=raw[:12], key_hash=api_token_hash(raw))
+    return token, raw
+
+
+def api_token_revoke(*, token_id: int) -> None:
+    updated = ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if not updated:
+        raise NotFound("No such active token.")
+
+
+def user_ensure(*, username: str, role: str, password: str | None) -> tuple[AbstractBaseUser, bool, str | None]:
+    """The user `username` in the group `role`, created if missing (admins are staff and superusers).
+
+    Returns (user, created, password to show): the password is a new random
+    one when the user was created without one given, else None. An existing
+    user keeps their password unless one is given.
+    """
+    roles.roles_sync()
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    created = user is None
+    if created:
+        user = User(username=username, is_staff=(role == roles.ADMIN), is_superuser=(role == roles.ADMIN))
+    shown = None
+    if created or password:
+        if not password:
+            shown = password = secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.save()
+    user.groups.add(Group.objects.get(name=role))
+    return user, created, shown

@@ -1,0 +1,18 @@
+"""What labeling tells the apps above it, without importing them.
+
+The dashboard keeps aggregates of the votes; labeling must not depend on
+it (the import arrows run one way), so it announces what happened here and
+the dashboard listens (dashboard/apps.py).
+"""
+from django.dispatch import Signal
+
+# Sent inside the transaction that wrote a batch of imported votes, with
+# `project_id`. The votes are stored outside the dashboard aggregates
+# (`Vote.in_aggregates` False), as live votes are; a receiver may fold them
+# in at once, in the same transaction.
+votes_imported = Signal()
+
+# Sent while the labeling page is built, with `project` and `user`; each
+# receiver returns a dict of the annotator's own figures to show (never
+# anyone else's). The dashboard answers from its aggregates.
+annotator_figures_wanted = Signal()
