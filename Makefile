@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: run test install install-dev migrate demo vendor bench clean
+.PHONY: run test lint install install-dev migrate demo vendor bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,14 @@ run: demo
 ## server (the concurrency tests), since SQLite serialises writers anyway, and
 ## those marked `both_databases` (the labeling loop, whose SQL differs).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
-test: install-dev
+test: install-dev lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "postgres or both_databases" $(PYTEST_ARGS)
+
+## make lint: ruff's checks and its formatter, as configured in pyproject.toml.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install-dev
 	$(PY) bench/labeling.py

@@ -7,6 +7,7 @@ per-request cache ModelBackend uses (`_perm_cache`), so `has_perm` and
 `permission_required` behave exactly as before. Bearer-token requests arrive
 with the cache already filled by the token query (`labeling.sql.token_user`).
 """
+
 from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend

@@ -1,4 +1,5 @@
 """API tokens. Users, groups and permissions are Django's own (roles: accounts.roles)."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -3,6 +3,7 @@
 A role is a group with permissions; views check permissions, never group
 names, so a deployment can grant one permission without a whole role.
 """
+
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission

@@ -1,4 +1,5 @@
 """Reads for accounts: a user's permissions in one query."""
+
 from __future__ import annotations
 
 from django.db import connection
@@ -21,8 +22,9 @@ def string_agg(expression: str) -> str:
 
 
 def user_permissions(*, user_id: int) -> set[str]:
-    """"app_label.codename" of every permission the user has, directly or through a group, in one query."""
+    """ "app_label.codename" of every permission the user has, directly or through a group, in one query."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT ct.app_label, p.codename FROM " + PERMISSIONS_OF_USER.format(user="%s"),
-                       [user_id, user_id])
+        cursor.execute(
+            "SELECT ct.app_label, p.codename FROM " + PERMISSIONS_OF_USER.format(user="%s"), [user_id, user_id]
+        )
         return {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}

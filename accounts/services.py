@@ -1,4 +1,5 @@
 """Writes for accounts: API tokens and the demo users."""
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Admins (accounts.add_apitoken) issue tokens that act as a user; views stay
 thin and call accounts.services.
 """
+
 from __future__ import annotations
 
 from django.contrib import messages

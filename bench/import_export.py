@@ -20,9 +20,11 @@ asks for at most 1.2). Results also go to bench/out/import_export.json.
 Needs PostgreSQL at --pg-url for the postgres backend (it creates and drops
 the database `bench_import_export`).
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -64,8 +66,13 @@ def child_import(path: str) -> dict:
     summary = pairs_import(project=project, source=source_from_path(path))
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     assert summary.created == summary.rows, summary
-    return {"rows": summary.rows, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": _peak_rss_mb(),
-            "rss_ready_mb": rss_ready}
+    return {
+        "rows": summary.rows,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_ready_mb": rss_ready,
+    }
 
 
 def child_export(out: str) -> dict:
@@ -126,18 +133,24 @@ def child_baseline(path: str, target: str) -> dict:
 def write_dataset(path: Path, n: int) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for i in range(n):
-            fh.write(json.dumps({
-                "id": f"syn-{i}",
-                "prompt": f"Synthetic prompt {i}: explain topic {i % 9973} to a curious reader, briefly.",
-                "response_a": f"A careful answer to question {i}, with an example and a short justification.",
-                "response_b": f"A sloppier answer to question {i}.",
-                "votes": [{"annotator": f"annotator-{i % 50}", "choice": "ab"[i % 2]}],
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"syn-{i}",
+                        "prompt": f"Synthetic prompt {i}: explain topic {i % 9973} to a curious reader, briefly.",
+                        "response_a": f"A careful answer to question {i}, with an example and a short justification.",
+                        "response_b": f"A sloppier answer to question {i}.",
+                        "votes": [{"annotator": f"annotator-{i % 50}", "choice": "ab"[i % 2]}],
+                    }
+                )
+                + "\n"
+            )
 
 
 def run_child(args: list[str], env: dict[str, str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"child {args[0]} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -145,8 +158,14 @@ def run_child(args: list[str], env: dict[str, str]) -> dict:
 
 def fresh_database(backend: str, workdir: Path, pg_url: str) -> dict[str, str]:
     """Environment for a new, migrated database."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "APP_DATA_DIR": str(workdir / "var"),
-           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "APP_DATA_DIR": str(workdir / "var"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+        "LOG_LEVEL": "WARNING",
+    }
     if backend == "sqlite":
         db = workdir / "bench.sqlite3"
         for suffix in ("", "-wal", "-shm"):
@@ -184,10 +203,8 @@ def median(results: list[dict], key: str) -> float:
 
 def machine() -> str:
     cpu = "unknown CPU"
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
@@ -223,8 +240,9 @@ def main() -> None:
                 env = fresh_database(backend, workdir, args.pg_url)
                 runs["import"].append(run_child(["import", str(data)], env))
                 runs["export"].append(run_child(["export", str(workdir / "export.jsonl")], env))
-                runs["baseline"].append(run_child(["baseline", str(data), baseline_target(backend, workdir, args.pg_url)],
-                                                  env))
+                runs["baseline"].append(
+                    run_child(["baseline", str(data), baseline_target(backend, workdir, args.pg_url)], env)
+                )
             row = {"backend": backend, "size": size, "repeats": args.repeats}
             for kind, results in runs.items():
                 row[f"{kind}_rows_per_s"] = round(median([{"r": r["rows"] / r["seconds"]} for r in results], "r"))
@@ -240,14 +258,18 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     report["load_average_after"] = os.getloadavg()[0]
 
-    print("\n| backend | pairs | import pairs/s | import pairs per CPU-s | import peak RSS MB | export rows/s "
-          "| export peak RSS MB | raw executemany rows/s | import / raw |")
+    print(
+        "\n| backend | pairs | import pairs/s | import pairs per CPU-s | import peak RSS MB | export rows/s "
+        "| export peak RSS MB | raw executemany rows/s | import / raw |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["results"]:
-        print(f"| {r['backend']} | {r['size']:,} | {r['import_rows_per_s']:,} | {r['import_rows_per_cpu_s']:,} "
-              f"| {r['import_peak_rss_mb']} "
-              f"| {r['export_rows_per_s']:,} | {r['export_peak_rss_mb']} | {r['baseline_rows_per_s']:,} "
-              f"| {r['import_vs_baseline']} |")
+        print(
+            f"| {r['backend']} | {r['size']:,} | {r['import_rows_per_s']:,} | {r['import_rows_per_cpu_s']:,} "
+            f"| {r['import_peak_rss_mb']} "
+            f"| {r['export_rows_per_s']:,} | {r['export_peak_rss_mb']} | {r['baseline_rows_per_s']:,} "
+            f"| {r['import_vs_baseline']} |"
+        )
     by = {(r["backend"], r["size"]): r for r in report["results"]}
     for backend in args.backends:
         small, large = by.get((backend, min(args.sizes))), by.get((backend, max(args.sizes)))
@@ -255,8 +277,10 @@ def main() -> None:
             for kind in ("import", "export"):
                 ratio = large[f"{kind}_peak_rss_mb"] / small[f"{kind}_peak_rss_mb"]
                 report[f"{backend}_{kind}_rss_ratio"] = round(ratio, 3)
-                print(f"{backend} {kind}: peak RSS at {large['size']:,} / at {small['size']:,} = {ratio:.2f} "
-                      f"({'within' if ratio <= 1.2 else 'OVER'} the 1.2x bound)")
+                print(
+                    f"{backend} {kind}: peak RSS at {large['size']:,} / at {small['size']:,} = {ratio:.2f} "
+                    f"({'within' if ratio <= 1.2 else 'OVER'} the 1.2x bound)"
+                )
     print(f"load average after: {report['load_average_after']:.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

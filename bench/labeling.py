@@ -35,6 +35,7 @@ What it measures, in one run on one machine:
 
 The database named in --database-url is dropped and recreated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,17 +94,37 @@ def bulk_pairs(project, n: int, prefix: str) -> None:
 
     from labeling.services import pair_content_hash, pair_split_for_prompt
 
-    with connection.cursor() as cursor, cursor.copy(
-        "COPY labeling_pair (project_id, prompt, response_a, response_b, content_hash, external_id, metadata,"
-        " split, rank, slots_taken, vote_count, votes_a, votes_b, votes_tie, created_at) FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY labeling_pair (project_id, prompt, response_a, response_b, content_hash, external_id, metadata,"
+            " split, rank, slots_taken, vote_count, votes_a, votes_b, votes_tie, created_at) FROM STDIN"
+        ) as copy,
+    ):
         for i in range(n):
             prompt = f"{prefix} prompt {i}: how does thing {i} work?"
             a, b = f"A detailed answer number {i}.", f"short {i}"
             h = pair_content_hash(prompt=prompt, response_a=a, response_b=b)
             rank = int(hashlib.sha256(h.encode()).hexdigest()[:15], 16)
-            copy.write_row((project.pk, prompt, a, b, h, "", "{}", pair_split_for_prompt(prompt=prompt, test_percent=20),
-                            rank, 0, 0, 0, 0, 0, "2026-01-01T00:00:00Z"))
+            copy.write_row(
+                (
+                    project.pk,
+                    prompt,
+                    a,
+                    b,
+                    h,
+                    "",
+                    "{}",
+                    pair_split_for_prompt(prompt=prompt, test_percent=20),
+                    rank,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    "2026-01-01T00:00:00Z",
+                )
+            )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE labeling_pair")
 
@@ -154,8 +175,9 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def run_annotators(port: int, slug: str, tokens: list[str], seconds: float, think_ms: float,
-                   *, one_request: bool = False) -> dict:
+def run_annotators(
+    port: int, slug: str, tokens: list[str], seconds: float, think_ms: float, *, one_request: bool = False
+) -> dict:
     """Annotators labeling for `seconds`; latencies per pair.
 
     Two requests per pair (GET next, think, POST vote), as a client of the
@@ -289,14 +311,35 @@ def run_trivial(port: int, clients: int, seconds: float, think_ms: float) -> dic
     }
 
 
-def start_gunicorn(port: int, database_url: str, workers: int, threads: int, *, durable_votes: bool) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "LABELING_DURABLE_VOTES": "1" if durable_votes else "0"}
+def start_gunicorn(
+    port: int, database_url: str, workers: int, threads: int, *, durable_votes: bool
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LABELING_DURABLE_VOTES": "1" if durable_votes else "0",
+    }
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "bench.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--config", "python:config.gunicorn", "--workers", str(workers), "--threads", str(threads),
-         "--keep-alive", "120", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "bench.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--config",
+            "python:config.gunicorn",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--keep-alive",
+            "120",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -317,8 +360,13 @@ def stop(proc: subprocess.Popen) -> None:
 def start_folder(database_url: str, every: float) -> subprocess.Popen:
     """The beat task's work (folding live votes into the dashboard aggregates), in its own process."""
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    return subprocess.Popen([sys.executable, "manage.py", "fold_aggregates", "--every", str(every)], cwd=ROOT,
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "fold_aggregates", "--every", str(every)],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 class DiskProbe:
@@ -334,7 +382,7 @@ class DiskProbe:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "DiskProbe":
+    def __enter__(self) -> DiskProbe:
         if self.path is not None:
             self._thread.start()
         return self
@@ -360,9 +408,12 @@ class DiskProbe:
         if not self.samples:
             return {"skipped": "no writable folder on the database's disk (--disk-probe-dir)"}
         return {
-            "folder": str(self.path.parent), "samples": len(self.samples),
-            "p50_ms": round(percentile(self.samples, 50), 2), "p99_ms": round(percentile(self.samples, 99), 2),
-            "p99_9_ms": round(percentile(self.samples, 99.9), 2), "max_ms": round(max(self.samples), 2),
+            "folder": str(self.path.parent),
+            "samples": len(self.samples),
+            "p50_ms": round(percentile(self.samples, 50), 2),
+            "p99_ms": round(percentile(self.samples, 99), 2),
+            "p99_9_ms": round(percentile(self.samples, 99.9), 2),
+            "max_ms": round(max(self.samples), 2),
             "share_over_20ms": round(sum(x > 20 for x in self.samples) / len(self.samples), 4),
         }
 
@@ -423,10 +474,15 @@ def main() -> None:
     parser.add_argument("--warmup-seconds", type=float, default=3, help="unmeasured load before the phases")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each load phase; medians reported")
     parser.add_argument("--fold-seconds", type=float, default=5, help="how often the folder runs (the beat interval)")
-    parser.add_argument("--disk-probe-dir", type=Path, default=None,
-                        help="a folder on the database's disk for the fsync probe (default: its data directory)")
-    parser.add_argument("--phases", default=",".join(sorted(PHASES)),
-                        help="comma-separated load phases to run, of the four")
+    parser.add_argument(
+        "--disk-probe-dir",
+        type=Path,
+        default=None,
+        help="a folder on the database's disk for the fsync probe (default: its data directory)",
+    )
+    parser.add_argument(
+        "--phases", default=",".join(sorted(PHASES)), help="comma-separated load phases to run, of the four"
+    )
     parser.add_argument("--skip-scaling", action="store_true", help="skip the 10k vs 1M next-latency measurement")
     args = parser.parse_args()
     wanted = args.phases.split(",")
@@ -437,8 +493,8 @@ def main() -> None:
     recreate_database(args.database_url)
     setup_django(args.database_url)
     from dashboard import aggregates
-    from labeling import services
     from dashboard.models import TallyBucket
+    from labeling import services
     from labeling.models import Pair, Vote
 
     project = services.project_create(slug="bench", name="Bench", overlap_target=3)
@@ -474,9 +530,9 @@ def main() -> None:
                     # Warm up first, as a server is warm in steady state: each gunicorn
                     # worker imports the API and opens its database connections on its
                     # first requests, which would otherwise land in the measured tail.
-                    acknowledged += run_annotators(
-                        args.port, project.slug, tokens, args.warmup_seconds, 0.0
-                    )["acknowledged_ids"]
+                    acknowledged += run_annotators(args.port, project.slug, tokens, args.warmup_seconds, 0.0)[
+                        "acknowledged_ids"
+                    ]
                     runs, trivial_runs = [], []
                     for _ in range(args.repeats):
                         run = run_annotators(args.port, project.slug, tokens, secs, think, one_request=one_request)
@@ -492,7 +548,8 @@ def main() -> None:
                 requests_per_pair = 1 if one_request else 2
                 report[phase]["p99_ratio_vs_trivial"] = round(
                     report[phase]["next_plus_vote_p99_ms"]
-                    / (requests_per_pair * report[phase]["trivial_view"]["p99_ms"]), 2
+                    / (requests_per_pair * report[phase]["trivial_view"]["p99_ms"]),
+                    2,
                 )
     finally:
         stop(folder)

@@ -19,6 +19,7 @@ process on the same snapshot and config (after one warm-up call), with no
 Celery, database or artifact handling. The ratio is what the pipeline
 costs on top of the training itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,23 @@ def main() -> int:
     parser.add_argument("--preset", choices=("tiny", "default"), default="default")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="RM_TORCH_THREADS (0: torch's default).")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
-                        help="Redis db for the broker; it is emptied.")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
+        help="Redis db for the broker; it is emptied.",
+    )
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="bench-retrain-")
     os.environ.update(
-        APP_DATA_DIR=data_dir, REDIS_URL=args.redis_url, RM_TRAIN_PRESET=args.preset,
-        RM_TORCH_THREADS=str(args.threads), DJANGO_SETTINGS_MODULE="config.settings",
-        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LOG_LEVEL="WARNING",
+        APP_DATA_DIR=data_dir,
+        REDIS_URL=args.redis_url,
+        RM_TRAIN_PRESET=args.preset,
+        RM_TORCH_THREADS=str(args.threads),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        LOG_LEVEL="WARNING",
     )
     os.environ.pop("DATABASE_URL", None)
     import django
@@ -69,8 +78,10 @@ def main() -> int:
     project = Project.objects.get(slug="demo")
     admin = get_user_model().objects.get(username="admin")
     snapshot = training_snapshot_take(project=project)
-    print(f"demo project: {len(snapshot.train_pairs)} train pairs, {len(snapshot.eval_pairs)} held-out pairs; "
-          f"preset {args.preset}; torch threads {args.threads or 'default'}")
+    print(
+        f"demo project: {len(snapshot.train_pairs)} train pairs, {len(snapshot.eval_pairs)} held-out pairs; "
+        f"preset {args.preset}; torch threads {args.threads or 'default'}"
+    )
 
     worker = start_worker(log_dir=Path(data_dir) / "logs", redis_url=args.redis_url)
     client = Client()
@@ -93,14 +104,22 @@ def main() -> int:
                 return 1
             queue_wait = (run.started_at - run.created_at).total_seconds()
             laps = run.metrics.get("pipeline_seconds", {})
-            row = {"total": total, "queue": queue_wait, "engine": laps.get("train", 0.0),
-                   "loop": run.metrics.get("train_seconds") or 0.0, "publish": laps.get("publish", 0.0),
-                   "predict": laps.get("predict", 0.0), "snapshot": laps.get("snapshot", 0.0)}
+            row = {
+                "total": total,
+                "queue": queue_wait,
+                "engine": laps.get("train", 0.0),
+                "loop": run.metrics.get("train_seconds") or 0.0,
+                "publish": laps.get("publish", 0.0),
+                "predict": laps.get("predict", 0.0),
+                "snapshot": laps.get("snapshot", 0.0),
+            }
             row["other"] = total - queue_wait - sum(laps.values())
             rows.append(row)
-            print(f"  run {i + 1}: {total:6.2f} s click-to-{'promoted' if run.promoted else 'not promoted'}: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "total")
-                  + f"; held-out accuracy {run.metrics.get('held_out_accuracy'):.3f}")
+            print(
+                f"  run {i + 1}: {total:6.2f} s click-to-{'promoted' if run.promoted else 'not promoted'}: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "total")
+                + f"; held-out accuracy {run.metrics.get('held_out_accuracy'):.3f}"
+            )
     finally:
         worker.kill()
 
@@ -119,10 +138,16 @@ def main() -> int:
 
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     base = statistics.median(direct)
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, no GPU"
-          if not _cuda() else f"\nmachine: CUDA {_cuda()}")
-    print(f"median click-to-promoted: {med['total']:.2f} s ("
-          + ", ".join(f"{k} {v:.2f}" for k, v in med.items() if k != "total") + ")")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, no GPU"
+        if not _cuda()
+        else f"\nmachine: CUDA {_cuda()}"
+    )
+    print(
+        f"median click-to-promoted: {med['total']:.2f} s ("
+        + ", ".join(f"{k} {v:.2f}" for k, v in med.items() if k != "total")
+        + ")"
+    )
     print(f"median baseline train() in-process: {base:.2f} s")
     print(f"ratio pipeline / baseline: {med['total'] / base:.2f}x")
     return 0

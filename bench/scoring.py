@@ -19,6 +19,7 @@ Measured, items per second, median of --repeats passes over the same items
    (bearer token, one cheap active-version query, cached model), in
    requests of --request-items items, in this process (no network).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,9 +81,15 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="bench-scoring-")
-    os.environ.update(APP_DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="config.settings", HF_HUB_OFFLINE="1",
-                      TRANSFORMERS_OFFLINE="1", LOG_LEVEL="WARNING", RM_TORCH_THREADS=str(args.threads),
-                      RM_SCORE_MAX_ITEMS=str(max(args.items, args.request_items)))
+    os.environ.update(
+        APP_DATA_DIR=data_dir,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        LOG_LEVEL="WARNING",
+        RM_TORCH_THREADS=str(args.threads),
+        RM_SCORE_MAX_ITEMS=str(max(args.items, args.request_items)),
+    )
     os.environ.pop("DATABASE_URL", None)
     import django
 
@@ -94,10 +101,10 @@ def main() -> int:
 
     from accounts import roles
     from labeling import services as labeling_services
+    from preferences.records import TrainingPair
     from rewardmodel import artifacts
     from rewardmodel.models import ModelVersion, TrainingRun
     from rewardmodel.training import RewardScorer, TrainConfig, train
-    from preferences.records import TrainingPair
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,7 +113,9 @@ def main() -> int:
 
     # A real saved version of the default backbone.
     folder = Path(data_dir) / "model"
-    pairs = [TrainingPair(p, r, r[: max(1, len(r) // 3)], None, str(i)) for i, (p, r) in enumerate(zip(prompts, responses))]
+    pairs = [
+        TrainingPair(p, r, r[: max(1, len(r) // 3)], None, str(i)) for i, (p, r) in enumerate(zip(prompts, responses))
+    ]
     train(TrainConfig(epochs=1, output_dir=str(folder), max_length=256), pairs[:32], pairs[32:48])
     max_length = json.loads((folder / "reward_meta.json").read_text())["config"]["max_length"]
 
@@ -117,7 +126,7 @@ def main() -> int:
     def naive():
         with torch.inference_mode():
             for p, r in zip(prompts, responses):
-                model(**tokenizer(p, r, truncation=True, max_length=max_length, return_tensors="pt")).logits
+                _ = model(**tokenizer(p, r, truncation=True, max_length=max_length, return_tensors="pt")).logits
 
     # 2. the batched scorer
     scorer = RewardScorer.load(folder, device="cpu")
@@ -135,26 +144,45 @@ def main() -> int:
     user.groups.add(Group.objects.get(name=roles.ADMIN))
     project = labeling_services.project_create(slug="bench")
     run = TrainingRun.objects.create(project=project, trigger="cli", status="succeeded")
-    ModelVersion.objects.create(project=project, run=run, number=1, artifact_dir=str(folder), is_active=True,
-                                checksums=artifacts.checksums_compute(folder=folder), metrics={})
+    ModelVersion.objects.create(
+        project=project,
+        run=run,
+        number=1,
+        artifact_dir=str(folder),
+        is_active=True,
+        checksums=artifacts.checksums_compute(folder=folder),
+        metrics={},
+    )
     _, raw = labeling_services.api_token_issue(user=user, name="bench")
     client = Client()
     bodies = [
-        json.dumps({"items": [{"prompt": p, "response": r} for p, r in
-                              zip(prompts[i:i + args.request_items], responses[i:i + args.request_items])]})
+        json.dumps(
+            {
+                "items": [
+                    {"prompt": p, "response": r}
+                    for p, r in zip(prompts[i : i + args.request_items], responses[i : i + args.request_items])
+                ]
+            }
+        )
         for i in range(0, n, args.request_items)
     ]
 
     def api():
         for body in bodies:
-            response = client.post("/api/v1/projects/bench/score", body, content_type="application/json",
-                                   HTTP_AUTHORIZATION=f"Bearer {raw}")
+            response = client.post(
+                "/api/v1/projects/bench/score",
+                body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {raw}",
+            )
             assert response.status_code == 200, response.content[:300]
 
     results = rates({"naive": naive, "scorer": batched, "api": api}, n, args.repeats)
-    print(f"\n{n} items from {source}; max_length {max_length}; torch threads {torch.get_num_threads()}; "
-          f"{platform.machine()}, {os.cpu_count()} cores, "
-          f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}")
+    print(
+        f"\n{n} items from {source}; max_length {max_length}; torch threads {torch.get_num_threads()}; "
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}"
+    )
     for name, value in results.items():
         print(f"  {name:7s} {value:8.1f} items/s (median of {args.repeats})  x{value / results['naive']:.2f} vs naive")
     return 0

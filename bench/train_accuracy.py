@@ -9,6 +9,7 @@ next to chance (0.5) and the "longer response wins" baseline.
 
 Data is passed by path and never copied into the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rewardmodel.training import TrainConfig, train  # noqa: E402
-from rewardmodel.training.data import split_by_prompt  # noqa: E402
-from preferences.formats import read_training_pairs  # noqa: E402
+from preferences.formats import read_training_pairs
+from rewardmodel.training import TrainConfig, train
+from rewardmodel.training.data import split_by_prompt
 
-KEYS = ("held_out_accuracy", "held_out_accuracy_ci", "eval_loss", "train_accuracy", "length_baseline_accuracy",
-        "p_model_prefers_longer", "p_human_prefers_longer", "ece", "reward_mean", "reward_std",
-        "extreme_reward_share", "swap_max_abs_diff", "ensemble_disagreement", "member_accuracies",
-        "length_buckets", "truncated_pairs", "eval_truncated_pairs", "pad_fraction", "pairs_per_second",
-        "epochs_run", "n_train", "n_eval", "device", "bf16")
+KEYS = (
+    "held_out_accuracy",
+    "held_out_accuracy_ci",
+    "eval_loss",
+    "train_accuracy",
+    "length_baseline_accuracy",
+    "p_model_prefers_longer",
+    "p_human_prefers_longer",
+    "ece",
+    "reward_mean",
+    "reward_std",
+    "extreme_reward_share",
+    "swap_max_abs_diff",
+    "ensemble_disagreement",
+    "member_accuracies",
+    "length_buckets",
+    "truncated_pairs",
+    "eval_truncated_pairs",
+    "pad_fraction",
+    "pairs_per_second",
+    "epochs_run",
+    "n_train",
+    "n_eval",
+    "device",
+    "bf16",
+)
 
 
 def main() -> None:
@@ -37,24 +59,36 @@ def main() -> None:
     ap.add_argument("--eval-fraction", type=float, default=0.2)
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--config", help="JSON file of TrainConfig fields; the flags below override it")
-    for name, kind in (("epochs", int), ("lr", float), ("max_length", int), ("batch_size", int), ("seed", int),
-                       ("ensemble", int), ("warmup_ratio", float), ("weight_decay", float),
-                       ("early_stopping_patience", int), ("backbone", str)):
+    for name, kind in (
+        ("epochs", int),
+        ("lr", float),
+        ("max_length", int),
+        ("batch_size", int),
+        ("seed", int),
+        ("ensemble", int),
+        ("warmup_ratio", float),
+        ("weight_decay", float),
+        ("early_stopping_patience", int),
+        ("backbone", str),
+    ):
         ap.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
     ap.add_argument("--out", help="also write the JSON result here")
     args = ap.parse_args()
 
     fields = json.loads(Path(args.config).read_text()) if args.config else {}
-    fields.update({k: v for k, v in vars(args).items()
-                   if v is not None and k in TrainConfig.help()})
+    fields.update({k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.help()})
     config = TrainConfig.from_dict(fields)
     pairs = read_training_pairs(args.data, skip_invalid=True).pairs
     train_pairs, eval_pairs = split_by_prompt(pairs, args.eval_fraction, args.split_seed)
 
     def show(p) -> None:
         if p.phase != "train" or p.step % config.log_interval == 0:
-            print(f"[{time.perf_counter() - start:7.1f}s {p.fraction:6.1%}] {p.phase} {p.step}/{p.total} "
-                  f"{json.dumps(p.metrics)}", file=sys.stderr, flush=True)
+            print(
+                f"[{time.perf_counter() - start:7.1f}s {p.fraction:6.1%}] {p.phase} {p.step}/{p.total} "
+                f"{json.dumps(p.metrics)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     start = time.perf_counter()
     metrics = train(config, train_pairs, eval_pairs, on_progress=show).metrics

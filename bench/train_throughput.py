@@ -17,6 +17,7 @@ process over the same span, which other load on a shared machine disturbs
 less. MFU (CUDA only) = 6 x non-embedding params x padded tokens/s over
 989 TFLOP/s (H100/H200 dense bf16).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PEAK_FLOPS = 989e12
 BACKBONES = {
     "minilm": None,  # the engine's default, pretrained
-    "bert-base": {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                  "intermediate_size": 3072, "max_position_embeddings": 512},
-    "qwen0.5b": {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14,
-                 "num_key_value_heads": 2, "intermediate_size": 4864, "max_position_embeddings": 2048,
-                 "tie_word_embeddings": True},
+    "bert-base": {
+        "model_type": "bert",
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+        "max_position_embeddings": 512,
+    },
+    "qwen0.5b": {
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "intermediate_size": 4864,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
+    },
 }
 
 
@@ -71,8 +85,8 @@ def trl_text(prompt: str, response: str) -> str:
 
 def load_pairs(args, tokenizer) -> tuple[list, list]:
     """The prompt-grouped split, keeping pairs that fit whole in both recipes' encodings."""
-    from rewardmodel.training.data import PairEncoder, split_by_prompt
     from preferences.formats import read_training_pairs
+    from rewardmodel.training.data import PairEncoder, split_by_prompt
 
     pairs = read_training_pairs(args.data, skip_invalid=True).pairs
     encoder = PairEncoder(tokenizer, args.max_length)
@@ -81,13 +95,15 @@ def load_pairs(args, tokenizer) -> tuple[list, list]:
         ours = encoder.encode([p.prompt for p in batch] * 2, [p.chosen for p in batch] + [p.rejected for p in batch])
         theirs = tokenizer([trl_text(p.prompt, r) + tokenizer.eos_token for p in batch for r in (p.chosen, p.rejected)])
         n = len(batch)
-        return [not (ours.truncated[i] or ours.truncated[n + i])
-                and max(len(theirs["input_ids"][2 * i]), len(theirs["input_ids"][2 * i + 1])) <= args.max_length
-                for i in range(n)]
+        return [
+            not (ours.truncated[i] or ours.truncated[n + i])
+            and max(len(theirs["input_ids"][2 * i]), len(theirs["input_ids"][2 * i + 1])) <= args.max_length
+            for i in range(n)
+        ]
 
     train, held_out = split_by_prompt(pairs, 0.2, seed=0)
-    train = [p for p, ok in zip(train, fits(train)) if ok][:args.limit]
-    held_out = [p for p, ok in zip(held_out, fits(held_out)) if ok][:args.eval_limit]
+    train = [p for p, ok in zip(train, fits(train)) if ok][: args.limit]
+    held_out = [p for p, ok in zip(held_out, fits(held_out)) if ok][: args.eval_limit]
     return train, held_out
 
 
@@ -99,7 +115,8 @@ def non_embedding_params(backbone: str) -> int:
 
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(
-            AutoConfig.from_pretrained(resolve_backbone(backbone), num_labels=1))
+            AutoConfig.from_pretrained(resolve_backbone(backbone), num_labels=1)
+        )
     return sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
 
 
@@ -117,9 +134,15 @@ def peak_memory_gib(cuda: bool) -> float:
 def run_engine(args, backbone: str, random_init: bool, train_pairs, eval_pairs) -> dict:
     from rewardmodel.training import TrainConfig, train
 
-    config = TrainConfig(backbone=backbone, random_init=random_init, max_length=args.max_length,
-                         batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                         train_eval_pairs=0)  # no train-accuracy pass: not part of either recipe's timing
+    config = TrainConfig(
+        backbone=backbone,
+        random_init=random_init,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        train_eval_pairs=0,
+    )  # no train-accuracy pass: not part of either recipe's timing
     cpu = {}
 
     def clock(p) -> None:  # the same span as TRL's clock: end of step 1 to end of the last step
@@ -128,10 +151,16 @@ def run_engine(args, backbone: str, random_init: bool, train_pairs, eval_pairs) 
 
     m = train(config, train_pairs, eval_pairs, on_progress=clock).metrics
     pairs_timed = m["pairs_per_second"] * m["train_seconds"]
-    return {"pairs_per_second": m["pairs_per_second"], "tokens_per_second": m["tokens_per_second"],
-            "pairs_per_cpu_second": pairs_timed / (cpu[max(cpu)] - cpu[1]),
-            "pad_fraction": m["pad_fraction"], "held_out_accuracy": m["held_out_accuracy"],
-            "lr": config.lr, "bf16": m["bf16"], "compiled": m["compiled"]}
+    return {
+        "pairs_per_second": m["pairs_per_second"],
+        "tokens_per_second": m["tokens_per_second"],
+        "pairs_per_cpu_second": pairs_timed / (cpu[max(cpu)] - cpu[1]),
+        "pad_fraction": m["pad_fraction"],
+        "held_out_accuracy": m["held_out_accuracy"],
+        "lr": config.lr,
+        "bf16": m["bf16"],
+        "compiled": m["compiled"],
+    }
 
 
 def run_trl(args, backbone: str, random_init: bool, train_pairs, eval_pairs) -> dict:
@@ -149,11 +178,18 @@ def run_trl(args, backbone: str, random_init: bool, train_pairs, eval_pairs) -> 
         tokenizer.eos_token = tokenizer.sep_token
     torch.manual_seed(args.seed)
     config = AutoConfig.from_pretrained(path, num_labels=1, pad_token_id=tokenizer.pad_token_id)
-    model = (AutoModelForSequenceClassification.from_config(config) if random_init
-             else AutoModelForSequenceClassification.from_pretrained(path, config=config))
-    data = Dataset.from_dict({"prompt": [p.prompt + "\n\n" for p in train_pairs],
-                              "chosen": [p.chosen for p in train_pairs],
-                              "rejected": [p.rejected for p in train_pairs]})
+    model = (
+        AutoModelForSequenceClassification.from_config(config)
+        if random_init
+        else AutoModelForSequenceClassification.from_pretrained(path, config=config)
+    )
+    data = Dataset.from_dict(
+        {
+            "prompt": [p.prompt + "\n\n" for p in train_pairs],
+            "chosen": [p.chosen for p in train_pairs],
+            "rejected": [p.rejected for p in train_pairs],
+        }
+    )
     clock = {}
     counted = {"real": 0, "padded": 0}
 
@@ -172,15 +208,25 @@ def run_trl(args, backbone: str, random_init: bool, train_pairs, eval_pairs) -> 
             clock.update(t1=time.perf_counter(), cpu1=time.process_time())
 
     with tempfile.TemporaryDirectory() as tmp:
-        trl_args = RewardConfig(output_dir=tmp, per_device_train_batch_size=args.batch_size,
-                                num_train_epochs=args.epochs, max_length=args.max_length, seed=args.seed,
-                                logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=not cuda,
-                                dataloader_num_workers=0, disable_tqdm=True,
-                                # TRL turns bf16 on by default; on a CPU without native bf16 it is emulated
-                                # and many times slower, so --trl-fp32 gives the fairer comparison there.
-                                **({"bf16": False} if args.trl_fp32 else {}))
-        trainer = RewardTrainer(model=model, args=trl_args, train_dataset=data, processing_class=tokenizer,
-                                callbacks=[Clock()])
+        trl_args = RewardConfig(
+            output_dir=tmp,
+            per_device_train_batch_size=args.batch_size,
+            num_train_epochs=args.epochs,
+            max_length=args.max_length,
+            seed=args.seed,
+            logging_steps=10**6,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=not cuda,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            # TRL turns bf16 on by default; on a CPU without native bf16 it is emulated
+            # and many times slower, so --trl-fp32 gives the fairer comparison there.
+            **({"bf16": False} if args.trl_fp32 else {}),
+        )
+        trainer = RewardTrainer(
+            model=model, args=trl_args, train_dataset=data, processing_class=tokenizer, callbacks=[Clock()]
+        )
         kept = len(trainer.train_dataset)
         collate = trainer.data_collator
 
@@ -195,12 +241,18 @@ def run_trl(args, backbone: str, random_init: bool, train_pairs, eval_pairs) -> 
     seconds = clock["t1"] - clock["t0"]
     real = trainer._total_train_tokens - clock["tokens0"]
     pairs = args.epochs * kept - args.batch_size
-    return {"pairs_per_second": pairs / seconds, "tokens_per_second": real / seconds,
-            "pairs_per_cpu_second": pairs / (clock["cpu1"] - clock["cpu0"]),
-            "pad_fraction": 1 - counted["real"] / counted["padded"],
-            "held_out_accuracy": trl_accuracy(trainer.model, tokenizer, eval_pairs, cuda),
-            "lr": trl_args.learning_rate, "bf16": trl_args.bf16, "compiled": False,
-            "gradient_checkpointing": trl_args.gradient_checkpointing, "trl_kept_pairs": kept}
+    return {
+        "pairs_per_second": pairs / seconds,
+        "tokens_per_second": real / seconds,
+        "pairs_per_cpu_second": pairs / (clock["cpu1"] - clock["cpu0"]),
+        "pad_fraction": 1 - counted["real"] / counted["padded"],
+        "held_out_accuracy": trl_accuracy(trainer.model, tokenizer, eval_pairs, cuda),
+        "lr": trl_args.learning_rate,
+        "bf16": trl_args.bf16,
+        "compiled": False,
+        "gradient_checkpointing": trl_args.gradient_checkpointing,
+        "trl_kept_pairs": kept,
+    }
 
 
 def trl_accuracy(model, tokenizer, pairs, cuda: bool) -> float | None:
@@ -213,9 +265,10 @@ def trl_accuracy(model, tokenizer, pairs, cuda: bool) -> float | None:
     correct = 0
     with torch.no_grad():
         for i in range(0, len(pairs), 32):
-            batch = pairs[i:i + 32]
-            texts = ([trl_text(p.prompt, p.chosen) + tokenizer.eos_token for p in batch]
-                     + [trl_text(p.prompt, p.rejected) + tokenizer.eos_token for p in batch])
+            batch = pairs[i : i + 32]
+            texts = [trl_text(p.prompt, p.chosen) + tokenizer.eos_token for p in batch] + [
+                trl_text(p.prompt, p.rejected) + tokenizer.eos_token for p in batch
+            ]
             inputs = tokenizer(texts, padding=True, return_tensors="pt").to(model.device)
             inputs.pop("token_type_ids", None)  # TRL's collator passes ids and mask only
             rewards = model(**inputs).logits.squeeze(-1).float()
@@ -238,8 +291,13 @@ def worker(args) -> dict:
         run = run_engine if args.worker == "engine" else run_trl
         result = run(args, backbone, random_init, train_pairs, eval_pairs)
         cuda = torch.cuda.is_available()
-        result.update(recipe=args.worker, backbone=args.backbone, n_train=len(train_pairs), n_eval=len(eval_pairs),
-                      peak_memory_gib=round(peak_memory_gib(cuda), 2))
+        result.update(
+            recipe=args.worker,
+            backbone=args.backbone,
+            n_train=len(train_pairs),
+            n_eval=len(eval_pairs),
+            peak_memory_gib=round(peak_memory_gib(cuda), 2),
+        )
         if cuda:
             padded_per_s = result["tokens_per_second"] / (1 - result["pad_fraction"])
             result["mfu"] = 6 * non_embedding_params(backbone) * padded_per_s / PEAK_FLOPS
@@ -269,8 +327,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--recipes", default="engine,trl")
-    ap.add_argument("--trl-fp32", action="store_true",
-                    help="run TRL with bf16=False (its default is bf16, emulated on CPUs without native bf16)")
+    ap.add_argument(
+        "--trl-fp32",
+        action="store_true",
+        help="run TRL with bf16=False (its default is bf16, emulated on CPUs without native bf16)",
+    )
     ap.add_argument("--out", help="also write the JSON lines here")
     ap.add_argument("--worker", choices=["engine", "trl"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -281,8 +342,9 @@ def main() -> None:
     lines, runs = [], {}
     for repeat in range(args.repeats):
         for recipe in args.recipes.split(","):
-            proc = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--worker", recipe],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--worker", recipe], capture_output=True, text=True
+            )
             if proc.returncode != 0:
                 sys.exit(f"{recipe} run failed:\n{proc.stderr[-3000:]}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -293,8 +355,15 @@ def main() -> None:
 
     summary = {"summary": True, "machine": machine(), "command": " ".join(["python", *sys.argv])}
     for recipe, results in runs.items():
-        for key in ("pairs_per_second", "pairs_per_cpu_second", "tokens_per_second", "pad_fraction",
-                    "peak_memory_gib", "held_out_accuracy", "mfu"):
+        for key in (
+            "pairs_per_second",
+            "pairs_per_cpu_second",
+            "tokens_per_second",
+            "pad_fraction",
+            "peak_memory_gib",
+            "held_out_accuracy",
+            "mfu",
+        ):
             values = [r[key] for r in results if r.get(key) is not None]
             if values:
                 summary[f"{recipe}_{key}_median"] = round(statistics.median(values), 4)
@@ -303,8 +372,11 @@ def main() -> None:
     if "engine" in runs and "trl" in runs:
         # On a shared machine wall-clock rates swing with other load; the best
         # run and the CPU-time rate are less sensitive to it than the median.
-        for name, key in (("wall_median", "pairs_per_second_median"), ("wall_best", "pairs_per_second_best"),
-                          ("cpu_time_median", "pairs_per_cpu_second_median")):
+        for name, key in (
+            ("wall_median", "pairs_per_second_median"),
+            ("wall_best", "pairs_per_second_best"),
+            ("cpu_time_median", "pairs_per_cpu_second_median"),
+        ):
             summary[f"speedup_{name}"] = round(summary[f"engine_{key}"] / summary[f"trl_{key}"], 2)
     lines.append(json.dumps(summary))
     print(lines[-1])

@@ -3,11 +3,12 @@
 `/bench/trivial` passes through the whole middleware stack but touches no
 database: what a request costs before our code runs.
 """
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 settings.ROOT_URLCONF = "bench.urls"
 

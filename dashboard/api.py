@@ -3,15 +3,16 @@
 For reviewers and admins (rewardmodel.view_dashboard); a bearer token acts
 as its user. The annotators table is paged as on the page.
 """
+
 from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
 from dashboard.aggregates import aggregates_fold
+from dashboard.selectors import ANNOTATORS_PER_PAGE, MAX_PER_PAGE, dashboard_payload
 from labeling.api_auth import require_perm
 from labeling.selectors import project_get
-from dashboard.selectors import ANNOTATORS_PER_PAGE, MAX_PER_PAGE, dashboard_payload
 
 router = Router(tags=["dashboard"])
 

@@ -4,6 +4,7 @@ Counting them once as votes are folded in, rather than scanning the vote
 table on every page, is what keeps the dashboard's cost flat in the number
 of votes. The tables keep the names they had when labeling owned them.
 """
+
 from __future__ import annotations
 
 from django.db import models

@@ -7,10 +7,11 @@ about a dozen small queries whatever the project's size.
 
 Every figure carries its sample size `n`, and intervals are 95%.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from django.utils import timezone
@@ -48,17 +49,26 @@ def _compare(model: dict, ceiling: dict) -> dict:
     if m is None and not model["all_held_out"]["n"]:
         return {"higher": None, "text": "No active model version has scored held-out pairs yet."}
     if m is None or c is None:
-        return {"higher": None, "text": "Not enough held-out pairs with two or more votes to compare the model "
-                                          "with the human ceiling."}
+        return {
+            "higher": None,
+            "text": "Not enough held-out pairs with two or more votes to compare the model with the human ceiling.",
+        }
     higher = "model" if m > c else "humans" if c > m else "equal"
-    overlap = None not in (*model["ci"], *ceiling["ci"]) and model["ci"][0] <= ceiling["ci"][1] \
+    overlap = (
+        None not in (*model["ci"], *ceiling["ci"])
+        and model["ci"][0] <= ceiling["ci"][1]
         and ceiling["ci"][0] <= model["ci"][1]
+    )
     if higher == "model":
-        text = (f"The model agrees with the majority more often ({m:.1%}) than a single annotator agrees with "
-                f"the others ({c:.1%}).")
+        text = (
+            f"The model agrees with the majority more often ({m:.1%}) than a single annotator agrees with "
+            f"the others ({c:.1%})."
+        )
     elif higher == "humans":
-        text = (f"A single annotator agrees with the others more often ({c:.1%}) than the model agrees with "
-                f"the majority ({m:.1%}).")
+        text = (
+            f"A single annotator agrees with the others more often ({c:.1%}) than the model agrees with "
+            f"the majority ({m:.1%})."
+        )
     else:
         text = f"The model and a single annotator agree with the majority equally often ({m:.1%})."
     if overlap:
@@ -83,15 +93,25 @@ def agreement_figures(*, project: Project) -> dict:
     ceiling_all = ag.bootstrap_estimate(ag.human_ceiling, counts, weights)
     model_all = ag.proportion(stats.model_agree, stats.model_n)
     model_multi = ag.proportion(stats.model_agree2, stats.model_n2)
-    model = {**model_multi.as_dict(), "pairs": "held-out pairs with 2+ votes and a decisive majority",
-             "all_held_out": {**model_all.as_dict(), "pairs": "held-out pairs with a decisive majority"}}
-    ceiling = {**ceiling_test.as_dict(), "instances": ceiling_inst,
-               "pairs": "held-out pairs with 2+ votes (n = pairs; instances = votes compared)",
-               "all_pairs": ceiling_all.as_dict()}
+    model = {
+        **model_multi.as_dict(),
+        "pairs": "held-out pairs with 2+ votes and a decisive majority",
+        "all_held_out": {**model_all.as_dict(), "pairs": "held-out pairs with a decisive majority"},
+    }
+    ceiling = {
+        **ceiling_test.as_dict(),
+        "instances": ceiling_inst,
+        "pairs": "held-out pairs with 2+ votes (n = pairs; instances = votes compared)",
+        "all_pairs": ceiling_all.as_dict(),
+    }
     return {
-        "sample": {"pairs_voted": pairs_voted, "pairs_with_2_votes": pairs_multi, "votes": votes,
-                   "mean_votes_per_pair": votes / pairs_voted if pairs_voted else None,
-                   "held_out_pairs_voted": int(test_weights.sum())},
+        "sample": {
+            "pairs_voted": pairs_voted,
+            "pairs_with_2_votes": pairs_multi,
+            "votes": votes,
+            "mean_votes_per_pair": votes / pairs_voted if pairs_voted else None,
+            "held_out_pairs_voted": int(test_weights.sum()),
+        },
         "votes_per_pair": [{"votes": k, "pairs": per_pair[k]} for k in sorted(per_pair)],
         "percent_agreement": ag.bootstrap_estimate(ag.percent_agreement, counts, weights).as_dict(),
         "fleiss_kappa": ag.bootstrap_estimate(ag.fleiss_kappa, counts, weights).as_dict(),
@@ -114,8 +134,16 @@ def version_figures(*, project: Project) -> dict:
     rows = list(
         ModelVersion.objects.filter(project=project)
         .order_by("-number")
-        .values("id", "number", "created_at", "is_active", "metrics", "run__n_train_pairs", "run__n_test_pairs",
-                "run__n_votes")[:VERSIONS_SHOWN]
+        .values(
+            "id",
+            "number",
+            "created_at",
+            "is_active",
+            "metrics",
+            "run__n_train_pairs",
+            "run__n_test_pairs",
+            "run__n_votes",
+        )[:VERSIONS_SHOWN]
     )
     rows.reverse()
     versions, active = [], None
@@ -123,12 +151,19 @@ def version_figures(*, project: Project) -> dict:
         m = r["metrics"] or {}
         ci = m.get("held_out_accuracy_ci") or [None, None]
         entry = {
-            "id": r["id"], "number": r["number"], "created_at": r["created_at"].isoformat(), "is_active": r["is_active"],
-            "held_out_accuracy": _num(m.get("held_out_accuracy")), "held_out_accuracy_ci": [_num(x) for x in ci[:2]],
-            "train_accuracy": _num(m.get("train_accuracy")), "eval_loss": _num(m.get("eval_loss")),
-            "length_baseline_accuracy": _num(m.get("length_baseline_accuracy")), "ece": _num(m.get("ece")),
+            "id": r["id"],
+            "number": r["number"],
+            "created_at": r["created_at"].isoformat(),
+            "is_active": r["is_active"],
+            "held_out_accuracy": _num(m.get("held_out_accuracy")),
+            "held_out_accuracy_ci": [_num(x) for x in ci[:2]],
+            "train_accuracy": _num(m.get("train_accuracy")),
+            "eval_loss": _num(m.get("eval_loss")),
+            "length_baseline_accuracy": _num(m.get("length_baseline_accuracy")),
+            "ece": _num(m.get("ece")),
             "n_train": _num(m.get("n_train")) or r["run__n_train_pairs"],
-            "n_eval": _num(m.get("n_eval")) or r["run__n_test_pairs"], "n_votes": r["run__n_votes"],
+            "n_eval": _num(m.get("n_eval")) or r["run__n_test_pairs"],
+            "n_votes": r["run__n_votes"],
         }
         versions.append(entry)
         if r["is_active"]:
@@ -136,13 +171,34 @@ def version_figures(*, project: Project) -> dict:
     out = {"versions": versions, "active_version": None, "calibration": None, "length_buckets": None}
     if active:
         entry, m = active
-        out["active_version"] = {**entry, **{k: m.get(k) for k in (
-            "p_model_prefers_longer", "p_human_prefers_longer", "reward_mean", "reward_std", "extreme_reward_share",
-            "swap_max_abs_diff", "ensemble_disagreement", "ensemble_split_share")}}
-        out["calibration"] = {"version": entry["number"], "ece": entry["ece"], "n": entry["n_eval"],
-                              "bins": m.get("reliability") or []}
-        out["length_buckets"] = {"version": entry["number"], "baseline": entry["length_baseline_accuracy"],
-                                 "unit": "tokens, chosen minus rejected", "buckets": m.get("length_buckets") or []}
+        out["active_version"] = {
+            **entry,
+            **{
+                k: m.get(k)
+                for k in (
+                    "p_model_prefers_longer",
+                    "p_human_prefers_longer",
+                    "reward_mean",
+                    "reward_std",
+                    "extreme_reward_share",
+                    "swap_max_abs_diff",
+                    "ensemble_disagreement",
+                    "ensemble_split_share",
+                )
+            },
+        }
+        out["calibration"] = {
+            "version": entry["number"],
+            "ece": entry["ece"],
+            "n": entry["n_eval"],
+            "bins": m.get("reliability") or [],
+        }
+        out["length_buckets"] = {
+            "version": entry["number"],
+            "baseline": entry["length_baseline_accuracy"],
+            "unit": "tokens, chosen minus rejected",
+            "buckets": m.get("length_buckets") or [],
+        }
         out["metrics"] = m
     return out
 
@@ -185,7 +241,7 @@ def annotator_page(*, project: Project, page: int = 1, per_page: int = ANNOTATOR
     total = AnnotatorStats.objects.filter(project=project).count()
     pages = max(1, math.ceil(total / per_page))
     page = max(1, min(page, pages))
-    rows = [annotator_row(s) for s in _ordered(project)[(page - 1) * per_page: page * per_page]]
+    rows = [annotator_row(s) for s in _ordered(project)[(page - 1) * per_page : page * per_page]]
     flag_lists = AnnotatorStats.objects.filter(project=project, flag_count__gt=0).values_list("flags", flat=True)
     by_flag: dict[str, int] = {}
     flagged = 0
@@ -195,10 +251,19 @@ def annotator_page(*, project: Project, page: int = 1, per_page: int = ANNOTATOR
             by_flag[f] = by_flag.get(f, 0) + 1
     tested = AnnotatorStats.objects.filter(project=project, sided__gte=FLAG_MIN_N).count()
     return {
-        "total": total, "flagged": flagged, "flagged_by_reason": by_flag, "page": page, "pages": pages,
-        "per_page": per_page, "rows": rows,
-        "position_test": {"flagged": by_flag.get(FLAG_POSITION, 0), "tested": tested, "min_votes": FLAG_MIN_N,
-                          "expected_by_chance": 0.05 * tested},
+        "total": total,
+        "flagged": flagged,
+        "flagged_by_reason": by_flag,
+        "page": page,
+        "pages": pages,
+        "per_page": per_page,
+        "rows": rows,
+        "position_test": {
+            "flagged": by_flag.get(FLAG_POSITION, 0),
+            "tested": tested,
+            "min_votes": FLAG_MIN_N,
+            "expected_by_chance": 0.05 * tested,
+        },
         "rules": {"min_n": FLAG_MIN_N, "fast_median_ms": FAST_MEDIAN_MS},
     }
 
@@ -226,17 +291,25 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
         "versions": versions["versions"],
         "active_version": active,
         "learning_curve": [
-            {"version": v["number"], "n_train": v["n_train"], "held_out_accuracy": v["held_out_accuracy"],
-             "ci": v["held_out_accuracy_ci"]}
-            for v in versions["versions"] if v["held_out_accuracy"] is not None
+            {
+                "version": v["number"],
+                "n_train": v["n_train"],
+                "held_out_accuracy": v["held_out_accuracy"],
+                "ci": v["held_out_accuracy_ci"],
+            }
+            for v in versions["versions"]
+            if v["held_out_accuracy"] is not None
         ],
         "calibration": versions["calibration"],
         "length_buckets": versions["length_buckets"],
         "annotators": annotators,
         "red_flags": red_flags(
-            metrics=versions.get("metrics") or {}, version_number=active["number"] if active else None,
-            pairs_voted=sample["pairs_voted"], pairs_multi=sample["pairs_with_2_votes"],
-            mean_votes=sample["mean_votes_per_pair"], alpha=agreement["krippendorff_alpha"],
+            metrics=versions.get("metrics") or {},
+            version_number=active["number"] if active else None,
+            pairs_voted=sample["pairs_voted"],
+            pairs_multi=sample["pairs_with_2_votes"],
+            mean_votes=sample["mean_votes_per_pair"],
+            alpha=agreement["krippendorff_alpha"],
             position=annotators["position_test"],
         ),
     }
@@ -245,24 +318,57 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
 def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
     """The data behind one chart as a header and rows (the CSV download)."""
     if chart == "versions":
-        keys = ["number", "created_at", "is_active", "held_out_accuracy", "ci_lo", "ci_hi", "train_accuracy",
-                "eval_loss", "length_baseline_accuracy", "ece", "n_train", "n_eval"]
-        rows = [[v["number"], v["created_at"], v["is_active"], v["held_out_accuracy"], *v["held_out_accuracy_ci"],
-                 v["train_accuracy"], v["eval_loss"], v["length_baseline_accuracy"], v["ece"], v["n_train"],
-                 v["n_eval"]] for v in payload["versions"]]
+        keys = [
+            "number",
+            "created_at",
+            "is_active",
+            "held_out_accuracy",
+            "ci_lo",
+            "ci_hi",
+            "train_accuracy",
+            "eval_loss",
+            "length_baseline_accuracy",
+            "ece",
+            "n_train",
+            "n_eval",
+        ]
+        rows = [
+            [
+                v["number"],
+                v["created_at"],
+                v["is_active"],
+                v["held_out_accuracy"],
+                *v["held_out_accuracy_ci"],
+                v["train_accuracy"],
+                v["eval_loss"],
+                v["length_baseline_accuracy"],
+                v["ece"],
+                v["n_train"],
+                v["n_eval"],
+            ]
+            for v in payload["versions"]
+        ]
         return keys, rows
     if chart == "learning_curve":
-        return (["version", "n_train", "held_out_accuracy", "ci_lo", "ci_hi"],
-                [[p["version"], p["n_train"], p["held_out_accuracy"], *p["ci"]] for p in payload["learning_curve"]])
+        return (
+            ["version", "n_train", "held_out_accuracy", "ci_lo", "ci_hi"],
+            [[p["version"], p["n_train"], p["held_out_accuracy"], *p["ci"]] for p in payload["learning_curve"]],
+        )
     if chart == "calibration":
         cal = payload["calibration"] or {"bins": []}
-        return (["bin_lo", "bin_hi", "confidence", "accuracy", "count"],
-                [[b.get("bin_lo"), b.get("bin_hi"), b.get("confidence"), b.get("accuracy"), b.get("count")]
-                 for b in cal["bins"]])
+        return (
+            ["bin_lo", "bin_hi", "confidence", "accuracy", "count"],
+            [
+                [b.get("bin_lo"), b.get("bin_hi"), b.get("confidence"), b.get("accuracy"), b.get("count")]
+                for b in cal["bins"]
+            ],
+        )
     if chart == "length_buckets":
         lb = payload["length_buckets"] or {"buckets": []}
-        return (["bucket", "lo", "hi", "accuracy", "count"],
-                [[b.get("bucket"), b.get("lo"), b.get("hi"), b.get("accuracy"), b.get("count")] for b in lb["buckets"]])
+        return (
+            ["bucket", "lo", "hi", "accuracy", "count"],
+            [[b.get("bucket"), b.get("lo"), b.get("hi"), b.get("accuracy"), b.get("count")] for b in lb["buckets"]],
+        )
     if chart == "agreement":
         rows = []
         for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "model_vs_human", "human_ceiling"):
@@ -275,17 +381,40 @@ def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
 
 
 ANNOTATOR_CSV_HEADER = [
-    "annotator", "votes", "median_ms", "agreement_with_others", "others_n", "agreement_with_model", "model_n",
-    "p_left", "p_left_ci_lo", "p_left_ci_hi", "sided_n", "p_longer", "longer_n", "tie_rate", "flags",
+    "annotator",
+    "votes",
+    "median_ms",
+    "agreement_with_others",
+    "others_n",
+    "agreement_with_model",
+    "model_n",
+    "p_left",
+    "p_left_ci_lo",
+    "p_left_ci_hi",
+    "sided_n",
+    "p_longer",
+    "longer_n",
+    "tie_rate",
+    "flags",
 ]
 
 
 def annotator_csv_row(row: dict) -> list:
     return [
-        row["annotator"], row["votes"], row["median_ms"], row["agreement_with_others"]["value"],
-        row["agreement_with_others"]["n"], row["agreement_with_model"]["value"], row["agreement_with_model"]["n"],
-        row["p_left"]["value"], *row["p_left"]["ci"], row["p_left"]["n"], row["p_longer"]["value"],
-        row["p_longer"]["n"], row["tie_rate"]["value"], " ".join(row["flags"]),
+        row["annotator"],
+        row["votes"],
+        row["median_ms"],
+        row["agreement_with_others"]["value"],
+        row["agreement_with_others"]["n"],
+        row["agreement_with_model"]["value"],
+        row["agreement_with_model"]["n"],
+        row["p_left"]["value"],
+        *row["p_left"]["ci"],
+        row["p_left"]["n"],
+        row["p_longer"]["value"],
+        row["p_longer"]["n"],
+        row["tie_rate"]["value"],
+        " ".join(row["flags"]),
     ]
 
 

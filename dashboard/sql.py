@@ -4,13 +4,13 @@ Built with labeling.sql's helpers: plain SQL on SQLite and PostgreSQL
 alike, rows back as model instances. The fold (dashboard.aggregates) is
 the only writer.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from dashboard.models import AnnotatorStats, ProjectStats
 from labeling.sql import Loader, execute, fetchall, fetchone, for_update
-
 
 _PROJECT_STATS = Loader(ProjectStats)
 _ANNOTATOR_STATS = Loader(AnnotatorStats)
@@ -18,8 +18,7 @@ _ANNOTATOR_STATS = Loader(AnnotatorStats)
 
 def project_stats_lock(*, project_id: int) -> ProjectStats | None:
     row = fetchone(
-        f"SELECT {_PROJECT_STATS.columns('s')} FROM labeling_projectstats s WHERE s.project_id = %s"
-        + for_update("s"),
+        f"SELECT {_PROJECT_STATS.columns('s')} FROM labeling_projectstats s WHERE s.project_id = %s" + for_update("s"),
         [project_id],
     )
     return None if row is None else _PROJECT_STATS.instance(row)
@@ -37,7 +36,7 @@ def tally_buckets_add(*, project_id: int, deltas: Sequence[tuple[str, int, int, 
     the keys are distinct, as one upsert may not touch a row twice.
     """
     for start in range(0, len(deltas), 500):
-        chunk = deltas[start:start + 500]
+        chunk = deltas[start : start + 500]
         execute(
             "INSERT INTO labeling_tallybucket (project_id, split, n_a, n_b, n_tie, pairs) VALUES "
             + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
@@ -51,10 +50,13 @@ def annotator_stats_lock(*, project_id: int, annotator_ids: Sequence[int]) -> li
     """The rows of these annotators in the project that exist, locked."""
     rows: list[AnnotatorStats] = []
     for start in range(0, len(annotator_ids), 2000):
-        chunk = annotator_ids[start:start + 2000]
-        rows += [_ANNOTATOR_STATS.instance(row) for row in fetchall(
-            f"SELECT {_ANNOTATOR_STATS.columns('s')} FROM labeling_annotatorstats s WHERE s.project_id = %s"
-            f" AND s.annotator_id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY s.id" + for_update("s"),
-            [project_id, *chunk],
-        )]
+        chunk = annotator_ids[start : start + 2000]
+        rows += [
+            _ANNOTATOR_STATS.instance(row)
+            for row in fetchall(
+                f"SELECT {_ANNOTATOR_STATS.columns('s')} FROM labeling_annotatorstats s WHERE s.project_id = %s"
+                f" AND s.annotator_id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY s.id" + for_update("s"),
+                [project_id, *chunk],
+            )
+        ]
     return rows

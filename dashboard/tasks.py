@@ -1,4 +1,5 @@
 """Celery tasks for the dashboard: thin, a service call each."""
+
 from __future__ import annotations
 
 from celery import shared_task

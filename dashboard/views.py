@@ -3,6 +3,7 @@
 Thin views: permission, project, one selector call, render. Reviewers and
 admins (rewardmodel.view_dashboard) see every project; anyone else gets 403.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,8 @@ from django.views.decorators.http import require_GET
 
 from dashboard import selectors
 from dashboard.aggregates import aggregates_fold
-from lib.errors import NotFound
 from labeling.selectors import project_get
+from lib.errors import NotFound
 from preferences.tabular import csv_neutralise
 
 
@@ -43,11 +44,26 @@ def _page(request: HttpRequest) -> int:
 def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(slug)
     payload = selectors.dashboard_payload(project=project, page=_page(request))
-    charts = {k: payload[k] for k in ("versions", "learning_curve", "calibration", "length_buckets",
-                                      "votes_per_pair", "percent_agreement", "fleiss_kappa",
-                                      "krippendorff_alpha", "model_vs_human", "human_ceiling")}
-    return render(request, "dashboard/dashboard.html",
-                  {"project": project, "d": payload, "charts": charts, "annotators": payload["annotators"]})
+    charts = {
+        k: payload[k]
+        for k in (
+            "versions",
+            "learning_curve",
+            "calibration",
+            "length_buckets",
+            "votes_per_pair",
+            "percent_agreement",
+            "fleiss_kappa",
+            "krippendorff_alpha",
+            "model_vs_human",
+            "human_ceiling",
+        )
+    }
+    return render(
+        request,
+        "dashboard/dashboard.html",
+        {"project": project, "d": payload, "charts": charts, "annotators": payload["annotators"]},
+    )
 
 
 @require_GET

@@ -41,7 +41,17 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
-    list_display = ("id", "project", "pair", "annotator", "choice", "shown_left", "strength", "latency_ms", "created_at")
+    list_display = (
+        "id",
+        "project",
+        "pair",
+        "annotator",
+        "choice",
+        "shown_left",
+        "strength",
+        "latency_ms",
+        "created_at",
+    )
     list_filter = ("project", "choice")
     raw_id_fields = ("pair", "annotator", "assignment")
 

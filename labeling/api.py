@@ -5,6 +5,7 @@ itself. Choices are in screen terms (left/right), as the client showed them.
 A client may vote and get its next pair in one request (`vote-and-next`),
 as the labeling page does: half the requests per pair.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,8 +16,8 @@ from ninja import Field, Router, Schema, Status
 
 from labeling import selectors, services
 from labeling.api_auth import require_perm
-from lib.errors import NotFound
 from labeling.models import Assignment, Project
+from lib.errors import NotFound
 
 router = Router(tags=["labeling"])
 
@@ -64,8 +65,12 @@ class Message(Schema):
 
 def _project_out(project) -> ProjectOut:
     return ProjectOut(
-        slug=project.slug, name=project.name, overlap_target=project.overlap_target, choices=project.choices,
-        ask_strength=project.ask_strength, ask_rationale=project.ask_rationale,
+        slug=project.slug,
+        name=project.name,
+        overlap_target=project.overlap_target,
+        choices=project.choices,
+        ask_strength=project.ask_strength,
+        ask_rationale=project.ask_rationale,
     )
 
 

@@ -3,6 +3,7 @@
 Session requests go through Ninja's CSRF check on unsafe methods; bearer
 tokens need none, as no browser sends them on its own.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -12,8 +13,8 @@ from django.utils import timezone
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
-from labeling import sql
 from accounts.services import api_token_hash
+from labeling import sql
 
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 

@@ -22,12 +22,14 @@ votes of each chunk in one query; files are written row by row by
 `preferences.writers` (parquet in row groups). Memory does not grow with
 the project.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from labeling.models import Pair, Project, Vote
 from labeling.pseudonyms import annotator_pseudonym
@@ -80,7 +82,12 @@ def export_count(*, project: Project, fmt: str, split: str = "all", min_votes: i
 
 
 def export_rows(
-    *, project: Project, fmt: str, split: str = "all", min_votes: int = 0, chunk_size: int = DEFAULT_CHUNK,
+    *,
+    project: Project,
+    fmt: str,
+    split: str = "all",
+    min_votes: int = 0,
+    chunk_size: int = DEFAULT_CHUNK,
     with_margin: bool | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The export's rows, oldest pair (or vote) first, read in chunks."""
@@ -90,14 +97,19 @@ def export_rows(
         return
     if fmt == "trl" and with_margin is None:
         with_margin = export_has_margin(project=project)
-    pairs = _pairs(project, fmt, split, min_votes).values(
-        "id", "prompt", "response_a", "response_b", "external_id", "metadata", "split"
-    ).iterator(chunk_size=chunk_size)
+    pairs = (
+        _pairs(project, fmt, split, min_votes)
+        .values("id", "prompt", "response_a", "response_b", "external_id", "metadata", "split")
+        .iterator(chunk_size=chunk_size)
+    )
     while chunk := list(islice(pairs, chunk_size)):
         votes = _votes_by_pair([p["id"] for p in chunk])
         for pair in chunk:
-            row = (_trl_row(pair, votes.get(pair["id"], []), with_margin) if fmt == "trl"
-                   else _pairwise_row(pair, votes.get(pair["id"], [])))
+            row = (
+                _trl_row(pair, votes.get(pair["id"], []), with_margin)
+                if fmt == "trl"
+                else _pairwise_row(pair, votes.get(pair["id"], []))
+            )
             if row is not None:
                 yield row
 
@@ -122,8 +134,10 @@ def _votes(project: Project, split: str, min_votes: int):
 
 def _votes_by_pair(pair_ids: list[int]) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {}
-    rows = Vote.objects.filter(pair_id__in=pair_ids).order_by("pair_id", "id").values(
-        "pair_id", "annotator_id", "annotator__external_id", "choice", "strength", "rationale"
+    rows = (
+        Vote.objects.filter(pair_id__in=pair_ids)
+        .order_by("pair_id", "id")
+        .values("pair_id", "annotator_id", "annotator__external_id", "choice", "strength", "rationale")
     )
     for vote in rows:
         out.setdefault(vote["pair_id"], []).append(vote)
@@ -143,8 +157,12 @@ def _pairwise_row(pair: dict, votes: list[dict]) -> dict[str, Any]:
         "response_a": pair["response_a"],
         "response_b": pair["response_b"],
         "votes": [
-            {"annotator": _annotator_name(v), "choice": v["choice"], "strength": v["strength"],
-             "rationale": v["rationale"]}
+            {
+                "annotator": _annotator_name(v),
+                "choice": v["choice"],
+                "strength": v["strength"],
+                "rationale": v["rationale"],
+            }
             for v in votes
         ],
         "metadata": pair["metadata"] or {},
@@ -154,7 +172,9 @@ def _pairwise_row(pair: dict, votes: list[dict]) -> dict[str, Any]:
 
 def _trl_row(pair: dict, votes: list[dict], with_margin: bool) -> dict[str, Any] | None:
     record = PreferenceRecord(
-        prompt=pair["prompt"], response_a=pair["response_a"], response_b=pair["response_b"],
+        prompt=pair["prompt"],
+        response_a=pair["response_a"],
+        response_b=pair["response_b"],
         votes=tuple(ImportedVote(str(v["annotator_id"]), v["choice"], v["strength"]) for v in votes),
     )
     training = record_to_training_pair(record)  # the majority label, as the trainer reads it
@@ -167,10 +187,22 @@ def _trl_row(pair: dict, votes: list[dict], with_margin: bool) -> dict[str, Any]
 
 
 def _vote_rows(project: Project, split: str, min_votes: int, chunk_size: int) -> Iterator[dict[str, Any]]:
-    rows = _votes(project, split, min_votes).values(
-        "pair_id", "pair__external_id", "annotator_id", "choice", "shown_left", "strength", "rationale",
-        "latency_ms", "created_at", "pair__split",
-    ).iterator(chunk_size=chunk_size)
+    rows = (
+        _votes(project, split, min_votes)
+        .values(
+            "pair_id",
+            "pair__external_id",
+            "annotator_id",
+            "choice",
+            "shown_left",
+            "strength",
+            "rationale",
+            "latency_ms",
+            "created_at",
+            "pair__split",
+        )
+        .iterator(chunk_size=chunk_size)
+    )
     for v in rows:
         yield {
             "pair_id": v["pair_id"],
@@ -213,8 +245,9 @@ def export_to_path(
     with_margin = fmt == "trl" and export_has_margin(project=project)
     total = export_count(project=project, fmt=fmt, split=split, min_votes=min_votes)
     counter = _Counter(total, on_progress)
-    rows = counter.wrap(export_rows(project=project, fmt=fmt, split=split, min_votes=min_votes,
-                                    with_margin=with_margin))
+    rows = counter.wrap(
+        export_rows(project=project, fmt=fmt, split=split, min_votes=min_votes, with_margin=with_margin)
+    )
     writers.rows_write(rows, path, fmt=fmt, with_margin=with_margin)
     return ExportSummary(rows=counter.n, path=str(path))
 
@@ -235,5 +268,3 @@ class _Counter:
             yield row
         if self.on_progress:
             self.on_progress(self.n, self.n)
-
-

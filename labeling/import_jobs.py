@@ -6,8 +6,10 @@ larger ones are queued with `import_job_enqueue` once the job row is
 committed. The task (labeling.tasks) only calls `import_job_run`, which
 writes progress to the row as it goes; the job page polls that row.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -19,9 +21,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from lib.errors import NotFound
 from labeling.importing import ImportFailed, ImportSummary, pairs_import_validate, pairs_import_write
 from labeling.models import ImportJob, Project
+from lib.errors import NotFound
 from preferences.readers import ReadError, source_from_path
 
 logger = logging.getLogger(__name__)
@@ -63,12 +65,17 @@ def _send(job_id: int) -> None:
 
     try:
         result = import_job_run_task.apply_async(
-            args=[job_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+            args=[job_id],
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
         )
-    except Exception:  # noqa: BLE001 - any broker failure means the same thing to the admin
+    except Exception:
         logger.exception("could not queue import job %s", job_id)
-        import_job_fail(job_id=job_id, error="Could not queue the import: the task queue (Redis) is unreachable. "
-                                             "Nothing was imported; upload the file again later.")
+        import_job_fail(
+            job_id=job_id,
+            error="Could not queue the import: the task queue (Redis) is unreachable. "
+            "Nothing was imported; upload the file again later.",
+        )
         return
     ImportJob.objects.filter(pk=job_id).update(celery_task_id=result.id or "")
 
@@ -91,19 +98,28 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     try:
         source = source_from_path(job.upload_path, max_chars=settings.IMPORT_MAX_FIELD_CHARS)
         validation = pairs_import_validate(
-            source=source, fmt=job.format, skip_invalid=job.skip_invalid,
-            max_chars=settings.IMPORT_MAX_FIELD_CHARS, on_progress=progress,
+            source=source,
+            fmt=job.format,
+            skip_invalid=job.skip_invalid,
+            max_chars=settings.IMPORT_MAX_FIELD_CHARS,
+            on_progress=progress,
         )
         summary = pairs_import_write(
-            project=job.project, source=source, validation=validation,
-            max_chars=settings.IMPORT_MAX_FIELD_CHARS, on_progress=progress,
+            project=job.project,
+            source=source,
+            validation=validation,
+            max_chars=settings.IMPORT_MAX_FIELD_CHARS,
+            on_progress=progress,
         )
     except (ImportFailed, ReadError) as exc:
         import_job_fail(job_id=job_id, error=_without_path(exc.message, job))
     except Exception:
         logger.exception("import job %s failed", job_id)
-        import_job_fail(job_id=job_id, error="The import stopped on an internal error; see the server log. "
-                                             "Batches already written are kept; upload the file again to finish.")
+        import_job_fail(
+            job_id=job_id,
+            error="The import stopped on an internal error; see the server log. "
+            "Batches already written are kept; upload the file again to finish.",
+        )
         raise
     else:
         _finish(job_id, summary)
@@ -121,16 +137,22 @@ def _claim(job_id: int) -> bool:
         return True
     # A delivery after its worker died: take over a job whose heartbeat stopped.
     return bool(
-        ImportJob.objects.filter(
-            pk=job_id, status=ImportJob.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER
-        ).update(heartbeat_at=now)
+        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).update(
+            heartbeat_at=now
+        )
     )
 
 
 def _finish(job_id: int, summary: ImportSummary) -> None:
     ImportJob.objects.filter(pk=job_id).update(
-        status=ImportJob.Status.SUCCEEDED, phase="", finished_at=timezone.now(), rows_total=summary.rows,
-        created=summary.created, duplicates=summary.duplicates, votes=summary.votes, skipped=summary.skipped,
+        status=ImportJob.Status.SUCCEEDED,
+        phase="",
+        finished_at=timezone.now(),
+        rows_total=summary.rows,
+        created=summary.created,
+        duplicates=summary.duplicates,
+        votes=summary.votes,
+        skipped=summary.skipped,
         skipped_lines=summary.skipped_examples,
     )
 
@@ -164,10 +186,8 @@ def _without_path(message: str, job: ImportJob) -> str:
 
 
 def _delete_upload(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # --------------------------------------------------------------------------- #

@@ -15,18 +15,21 @@ Two streaming passes, so memory stays flat however large the file:
 
 `pairs_import` runs both for an existing project.
 """
+
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from labeling import services
-from lib.errors import InvalidInput
 from labeling.models import Project
-from preferences.readers import ReadError, RowSource
+from lib.errors import InvalidInput
 from preferences.formats import DEFAULT_MAX_CHARS, FORMATS, RowError, detect_format, parse_row
+from preferences.readers import ReadError, RowSource
 from preferences.records import PreferenceRecord
 
 # Rows per transaction: each commit costs a WAL sync on SQLite, so fewer,
@@ -93,12 +96,20 @@ def pairs_import(
 ) -> ImportSummary:
     """Validate the whole source, then write it to `project`. Raises ImportFailed."""
     validation = pairs_import_validate(
-        source=source, fmt=fmt, skip_invalid=skip_invalid, max_chars=max_chars,
-        on_progress=on_progress, on_skip=on_skip,
+        source=source,
+        fmt=fmt,
+        skip_invalid=skip_invalid,
+        max_chars=max_chars,
+        on_progress=on_progress,
+        on_skip=on_skip,
     )
     return pairs_import_write(
-        project=project, source=source, validation=validation, max_chars=max_chars,
-        batch_size=batch_size, on_progress=on_progress,
+        project=project,
+        source=source,
+        validation=validation,
+        max_chars=max_chars,
+        batch_size=batch_size,
+        on_progress=on_progress,
     )
 
 
@@ -124,10 +135,8 @@ def pairs_import_validate(
         for position, row in source:
             result.rows += 1
             if result.fmt == "auto" and isinstance(row, dict):
-                try:
+                with contextlib.suppress(RowError):  # reported just below as this row's error
                     result.fmt = detect_format(row)
-                except RowError:
-                    pass  # reported just below as this row's error
             try:
                 record_parse(row, fmt=result.fmt, max_chars=max_chars)
             except RowError as exc:
@@ -167,8 +176,12 @@ def pairs_import_write(
     content hash, so re-imports agree) so that `response_a` is not always
     the winner.
     """
-    summary = ImportSummary(skipped=validation.skipped, rows=validation.rows, fmt=validation.fmt,
-                            skipped_examples=validation.skipped_examples)
+    summary = ImportSummary(
+        skipped=validation.skipped,
+        rows=validation.rows,
+        fmt=validation.fmt,
+        skipped_examples=validation.skipped_examples,
+    )
     shuffle_sides = validation.fmt == "trl"
     batch: list[PreferenceRecord] = []
     written = 0
@@ -192,16 +205,20 @@ def pairs_import_write(
                 if validation.skip_invalid:
                     continue
                 # Valid in pass 1, invalid now: the file changed in between.
-                raise ImportFailed(f"{_where(source, position, exc)} (the source changed after it was checked; "
-                                   "rows before this one were written, run the import again)") from None
+                raise ImportFailed(
+                    f"{_where(source, position, exc)} (the source changed after it was checked; "
+                    "rows before this one were written, run the import again)"
+                ) from None
             batch.append(record)
             if len(batch) >= batch_size:
                 flush()
         if batch:
             flush()
     except ReadError as exc:
-        raise ImportFailed(f"{source.description}: {exc.message} (rows before this point were written; "
-                           "run the import again once the source is readable)") from None
+        raise ImportFailed(
+            f"{source.description}: {exc.message} (rows before this point were written; "
+            "run the import again once the source is readable)"
+        ) from None
     return summary
 
 

@@ -5,6 +5,7 @@ Data flows one way: import -> Pair -> Assignment (a lease to one annotator)
 (left / right); the side that was shown on the left is recorded beside it
 so position bias can be measured.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -36,7 +37,9 @@ class Project(models.Model):
         help_text="Share of prompts held out for evaluation. Fixed once pairs exist.",
     )
     members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="labeling_projects",
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="labeling_projects",
         help_text="Annotators who may label this project. Reviewers and admins see every project.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -179,12 +182,13 @@ class Vote(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="votes")
     annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="votes")
-    assignment = models.OneToOneField(
-        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="vote"
-    )
+    assignment = models.OneToOneField(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="vote")
     choice = models.CharField(max_length=8, choices=Choice.choices, help_text="In pair terms: a = response_a.")
     shown_left = models.CharField(
-        max_length=1, choices=Side.choices, null=True, blank=True,
+        max_length=1,
+        choices=Side.choices,
+        null=True,
+        blank=True,
         help_text="Which response was on the left; unknown for imported votes.",
     )
     strength = models.PositiveSmallIntegerField(

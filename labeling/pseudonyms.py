@@ -5,11 +5,12 @@ annotator id: stable across exports, meaningless without SECRET_KEY. On
 re-import into the same deployment the name resolves to the same person,
 so a round trip never counts their votes twice.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.conf import settings
 

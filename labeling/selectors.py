@@ -1,4 +1,5 @@
 """Reads for labeling: who may see which project, and annotators' own progress."""
+
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -6,8 +7,8 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 
 from labeling import signals, sql
-from lib.errors import NotFound
 from labeling.models import Annotator, Project, Vote
+from lib.errors import NotFound
 
 
 def user_sees_all_projects(*, user: AbstractBaseUser) -> bool:

@@ -5,14 +5,15 @@ transaction. Counters on `Pair` (slots_taken, vote_count, votes_a/b/tie)
 change only here, in the same transaction as the rows they count, so that
 selection and the dashboard never aggregate over the vote table.
 """
+
 from __future__ import annotations
 
 import hashlib
 import secrets
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,7 +22,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling import signals, sql
-from lib.errors import Conflict, InvalidInput, NotFound
 from labeling.models import (
     Annotator,
     Assignment,
@@ -32,6 +32,7 @@ from labeling.models import (
     Vote,
 )
 from labeling.pseudonyms import pseudonyms_resolve
+from lib.errors import Conflict, InvalidInput
 from preferences.labels import Tally
 from preferences.records import PreferenceRecord
 
@@ -112,7 +113,7 @@ class ImportCounts:
     duplicates: int = 0
     votes: int = 0
 
-    def add(self, other: "ImportCounts") -> None:
+    def add(self, other: ImportCounts) -> None:
         self.created += other.created
         self.duplicates += other.duplicates
         self.votes += other.votes
@@ -142,10 +143,14 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
 
     with transaction.atomic():
         found = _pair_ids_by_hash(project, list(by_hash))
-        existing = {
-            p.content_hash: p
-            for p in Pair.objects.filter(pk__in=found.values()).only("id", "content_hash", "response_a")
-        } if found else {}
+        existing = (
+            {
+                p.content_hash: p
+                for p in Pair.objects.filter(pk__in=found.values()).only("id", "content_hash", "response_a")
+            }
+            if found
+            else {}
+        )
         counts.duplicates += len(existing)
         annotator_ids = {
             name: annotator.pk
@@ -178,8 +183,20 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
 # Columns the import writes, in the order of the value tuples below; every
 # other column takes its default.
 _PAIR_COLUMNS = (
-    "project_id", "prompt", "response_a", "response_b", "content_hash", "external_id", "metadata", "split",
-    "rank", "slots_taken", "vote_count", "votes_a", "votes_b", "votes_tie",
+    "project_id",
+    "prompt",
+    "response_a",
+    "response_b",
+    "content_hash",
+    "external_id",
+    "metadata",
+    "split",
+    "rank",
+    "slots_taken",
+    "vote_count",
+    "votes_a",
+    "votes_b",
+    "votes_tie",
 )
 _VOTE_COLUMNS = ("project_id", "pair_id", "annotator_id", "choice", "strength", "rationale", "in_aggregates")
 
@@ -191,8 +208,24 @@ def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], spli
     for h, record in fresh.items():
         n_a, n_b, n_tie = Tally.of(v.choice for v in record.votes).as_tuple()
         votes = len(record.votes)
-        rows.append((project.pk, record.prompt, record.response_a, record.response_b, h, record.external_id or "",
-                     record.metadata, splits[h], _rank(h), votes, votes, n_a, n_b, n_tie))
+        rows.append(
+            (
+                project.pk,
+                record.prompt,
+                record.response_a,
+                record.response_b,
+                h,
+                record.external_id or "",
+                record.metadata,
+                splits[h],
+                _rank(h),
+                votes,
+                votes,
+                n_a,
+                n_b,
+                n_tie,
+            )
+        )
     _rows_insert(Pair, _PAIR_COLUMNS, rows)
     return _pair_ids_by_hash(project, list(fresh))
 
@@ -219,8 +252,10 @@ def _rows_insert(model, columns: Sequence[str], rows: list[Sequence]) -> None:
         if field.get_internal_type() in ("JSONField", "DateTimeField"):
             _column_prepare(params, i, field, connection)
     fields = given + omitted
-    statement = (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-                 f"VALUES ({', '.join(['%s'] * len(fields))})")
+    statement = (
+        f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
     with connection.cursor() as cursor:
         cursor.executemany(statement, params)
 
@@ -247,7 +282,7 @@ def _pair_ids_by_hash(project: Project, hashes: list[str], chunk: int = 2000) ->
     out: dict[str, int] = {}
     with connection.cursor() as cursor:
         for start in range(0, len(hashes), chunk):
-            part = hashes[start:start + chunk]
+            part = hashes[start : start + chunk]
             cursor.execute(
                 f"SELECT {hash_col}, {qn('id')} FROM {table} WHERE {project_col} = %s "
                 f"AND {hash_col} IN ({', '.join(['%s'] * len(part))})",
@@ -265,8 +300,9 @@ def _merge_votes(kept: PreferenceRecord, extra: PreferenceRecord) -> PreferenceR
     added = tuple(v for v in extra.votes if v.annotator not in have)
     if not added:
         return kept
-    return PreferenceRecord(kept.prompt, kept.response_a, kept.response_b, kept.votes + added,
-                            kept.external_id, kept.metadata)
+    return PreferenceRecord(
+        kept.prompt, kept.response_a, kept.response_b, kept.votes + added, kept.external_id, kept.metadata
+    )
 
 
 def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator_ids: dict[str, int]) -> list[tuple]:
@@ -274,22 +310,24 @@ def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator
     annotators new to them; the pairs' counters are raised to match."""
     if not existing:
         return []
-    voted = set(
-        Vote.objects.filter(pair__in=existing.values()).values_list("pair_id", "annotator_id")
-    )
+    voted = set(Vote.objects.filter(pair__in=existing.values()).values_list("pair_id", "annotator_id"))
     votes = []
     for h, pair in existing.items():
         record = by_hash[h]
         if record.response_a != pair.response_a:  # stored with the other side first
             record = record.swapped()
         added = [v for v in record.votes if (pair.pk, annotator_ids[v.annotator]) not in voted]
-        votes += [(project.pk, pair.pk, annotator_ids[v.annotator], v.choice, v.strength, v.rationale, False)
-                  for v in added]
+        votes += [
+            (project.pk, pair.pk, annotator_ids[v.annotator], v.choice, v.strength, v.rationale, False) for v in added
+        ]
         if added:
             n_a, n_b, n_tie = Tally.of(v.choice for v in added).as_tuple()
             Pair.objects.filter(pk=pair.pk).update(
-                slots_taken=F("slots_taken") + len(added), vote_count=F("vote_count") + len(added),
-                votes_a=F("votes_a") + n_a, votes_b=F("votes_b") + n_b, votes_tie=F("votes_tie") + n_tie,
+                slots_taken=F("slots_taken") + len(added),
+                vote_count=F("vote_count") + len(added),
+                votes_a=F("votes_a") + n_a,
+                votes_b=F("votes_b") + n_b,
+                votes_tie=F("votes_tie") + n_tie,
             )
     return votes
 
@@ -348,7 +386,9 @@ def assignments_reclaim_expired(
             stale = stale.filter(project=project)
         if ids is not None:
             stale = stale.filter(pk__in=ids)
-        rows = list(stale.select_for_update(skip_locked=True).order_by("expires_at").values_list("pk", "pair_id")[:limit])
+        rows = list(
+            stale.select_for_update(skip_locked=True).order_by("expires_at").values_list("pk", "pair_id")[:limit]
+        )
         if not rows:
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _ in rows], state=Assignment.State.LIVE).update(
@@ -445,9 +485,14 @@ def vote_submit(
     # The common case first: a vote on one's own live lease, in one statement
     # on PostgreSQL. None when it does not apply, having written nothing.
     vote = sql.vote_record_on_live_lease(
-        assignment_id=assignment_id, annotator_id=annotator_for_user(user=user).pk, choice=choice,
+        assignment_id=assignment_id,
+        annotator_id=annotator_for_user(user=user).pk,
+        choice=choice,
         choice_if_left={side: _choice_in_pair_terms(screen_choice=choice, left=side) for side in Side.values},
-        strength=strength, rationale=rationale, latency_ms=latency_ms, now=now,
+        strength=strength,
+        rationale=rationale,
+        latency_ms=latency_ms,
+        now=now,
         durable=settings.LABELING_DURABLE_VOTES,
     )
     if vote is not None:
@@ -475,8 +520,13 @@ def vote_submit(
         if latency_ms is None or not 0 <= latency_ms <= server_ms:
             latency_ms = server_ms
         vote = sql.vote_record(
-            assignment=assignment, choice=pair_choice, strength=strength, rationale=rationale,
-            latency_ms=latency_ms, now=now, durable=settings.LABELING_DURABLE_VOTES,
+            assignment=assignment,
+            choice=pair_choice,
+            strength=strength,
+            rationale=rationale,
+            latency_ms=latency_ms,
+            now=now,
+            durable=settings.LABELING_DURABLE_VOTES,
         )
         assignment.state = Assignment.State.VOTED
         # The dashboard aggregates count it when it is folded in, after this

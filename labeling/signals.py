@@ -4,6 +4,7 @@ The dashboard keeps aggregates of the votes; labeling must not depend on
 it (the import arrows run one way), so it announces what happened here and
 the dashboard listens (dashboard/apps.py).
 """
+
 from django.dispatch import Signal
 
 # Sent inside the transaction that wrote a batch of imported votes, with

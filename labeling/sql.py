@@ -18,14 +18,15 @@ applies (`Loader`), so callers see ordinary models. The dashboard's fold
 (dashboard/sql.py) builds its statements with the same helpers. Everything
 else in the app uses the ORM; the logic stays in `labeling.services`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import psycopg
-
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Model
@@ -193,8 +194,8 @@ _PAIR_SHOWN = Loader(Pair, ["id", "project_id", "prompt", "response_a", "respons
 
 
 def _assignment_with_pair(row: Sequence[Any]) -> Assignment:
-    assignment = _ASSIGNMENT.instance(row[:len(_ASSIGNMENT)])
-    pair = _PAIR_SHOWN.instance(row[len(_ASSIGNMENT):])
+    assignment = _ASSIGNMENT.instance(row[: len(_ASSIGNMENT)])
+    pair = _PAIR_SHOWN.instance(row[len(_ASSIGNMENT) :])
     Assignment._meta.get_field("pair").set_cached_value(assignment, pair)
     return assignment
 
@@ -270,8 +271,14 @@ def lease_current_or_take(
     any interleaving. PostgreSQL runs one statement; SQLite, which serialises
     writers (BEGIN IMMEDIATE), runs the same steps in one transaction.
     """
-    params = {"project": project_id, "k": overlap_target, "annotator": annotator_id, "left": left,
-              "served": db_datetime(served_at), "expires": db_datetime(expires_at)}
+    params = {
+        "project": project_id,
+        "k": overlap_target,
+        "annotator": annotator_id,
+        "left": left,
+        "served": db_datetime(served_at),
+        "expires": db_datetime(expires_at),
+    }
     if connection.vendor == "postgresql":
         row = fetchone(LEASE_STATEMENT_POSTGRESQL, params)
         return None if row is None else _assignment_with_pair(row)
@@ -288,8 +295,14 @@ def lease_current_or_take(
             pair_release_slot(pair_id=pair.pk)
             return None
     assignment = Assignment(
-        id=row[0], project_id=project_id, pair=pair, annotator_id=annotator_id, left=left,
-        state=Assignment.State.LIVE, served_at=served_at, expires_at=expires_at,
+        id=row[0],
+        project_id=project_id,
+        pair=pair,
+        annotator_id=annotator_id,
+        left=left,
+        state=Assignment.State.LIVE,
+        served_at=served_at,
+        expires_at=expires_at,
     )
     assignment._state.adding = False
     return assignment
@@ -310,13 +323,12 @@ def assignment_lock_for_vote(*, assignment_id: int) -> Assignment | None:
     """
     row = fetchone(
         f"SELECT {_ASSIGNMENT.columns('a')}, {_PROJECT.columns('j')}"
-        " FROM labeling_assignment a JOIN labeling_project j ON j.id = a.project_id WHERE a.id = %s"
-        + for_update("a"),
+        " FROM labeling_assignment a JOIN labeling_project j ON j.id = a.project_id WHERE a.id = %s" + for_update("a"),
         [assignment_id],
     )
     if row is None:
         return None
-    assignment, project = _ASSIGNMENT.instance(row[:len(_ASSIGNMENT)]), _PROJECT.instance(row[len(_ASSIGNMENT):])
+    assignment, project = _ASSIGNMENT.instance(row[: len(_ASSIGNMENT)]), _PROJECT.instance(row[len(_ASSIGNMENT) :])
     Assignment._meta.get_field("project").set_cached_value(assignment, project)
     return assignment
 
@@ -365,7 +377,7 @@ _VOTE_ON_LIVE_LEASE = (
     " vote AS (INSERT INTO labeling_vote (project_id, pair_id, annotator_id, assignment_id, choice, shown_left,"
     "  strength, rationale, latency_ms, created_at, in_aggregates)"
     "  SELECT project_id, pair_id, %(annotator)s, id,"
-    "   CASE \"left\" WHEN 'a' THEN %(choice_if_left_a)s ELSE %(choice_if_left_b)s END, \"left\","
+    '   CASE "left" WHEN \'a\' THEN %(choice_if_left_a)s ELSE %(choice_if_left_b)s END, "left",'
     "   %(strength)s, %(rationale)s,"
     "   CASE WHEN %(latency)s::integer BETWEEN 0 AND server_ms THEN %(latency)s::integer ELSE server_ms END,"
     "   %(now)s, false FROM lease"
@@ -380,8 +392,16 @@ _VOTE_ON_LIVE_LEASE_POSTGRESQL = {
 
 
 def vote_record_on_live_lease(
-    *, assignment_id: int, annotator_id: int, choice: str, choice_if_left: dict[str, str], strength: int | None,
-    rationale: str, latency_ms: int | None, now: datetime, durable: bool = True,
+    *,
+    assignment_id: int,
+    annotator_id: int,
+    choice: str,
+    choice_if_left: dict[str, str],
+    strength: int | None,
+    rationale: str,
+    latency_ms: int | None,
+    now: datetime,
+    durable: bool = True,
 ) -> Vote | None:
     """The vote, if the assignment is this annotator's live lease and its project
     accepts the input: stored with the lease marked voted and the pair's counters,
@@ -393,25 +413,49 @@ def vote_record_on_live_lease(
     """
     if connection.vendor != "postgresql":
         return None
-    row = fetchone(_VOTE_ON_LIVE_LEASE_POSTGRESQL[durable], {
-        "lease": assignment_id, "annotator": annotator_id, "choice": choice,
-        "choice_if_left_a": choice_if_left["a"], "choice_if_left_b": choice_if_left["b"],
-        "strength": strength, "rationale": rationale, "latency": latency_ms, "now": db_datetime(now),
-    })
+    row = fetchone(
+        _VOTE_ON_LIVE_LEASE_POSTGRESQL[durable],
+        {
+            "lease": assignment_id,
+            "annotator": annotator_id,
+            "choice": choice,
+            "choice_if_left_a": choice_if_left["a"],
+            "choice_if_left_b": choice_if_left["b"],
+            "strength": strength,
+            "rationale": rationale,
+            "latency": latency_ms,
+            "now": db_datetime(now),
+        },
+    )
     if row is None:
         return None
     vote_id, project_id, pair_id, pair_choice, shown_left, latency = row[:6]
     vote = Vote(
-        id=vote_id, project_id=project_id, pair_id=pair_id, annotator_id=annotator_id, assignment_id=assignment_id,
-        choice=pair_choice, shown_left=shown_left, strength=strength, rationale=rationale, latency_ms=latency,
-        created_at=now, in_aggregates=False,
+        id=vote_id,
+        project_id=project_id,
+        pair_id=pair_id,
+        annotator_id=annotator_id,
+        assignment_id=assignment_id,
+        choice=pair_choice,
+        shown_left=shown_left,
+        strength=strength,
+        rationale=rationale,
+        latency_ms=latency,
+        created_at=now,
+        in_aggregates=False,
     )
     vote._state.adding = False
     return vote
 
 
 def vote_record(
-    *, assignment: Assignment, choice: str, strength: int | None, rationale: str, latency_ms: int, now: datetime,
+    *,
+    assignment: Assignment,
+    choice: str,
+    strength: int | None,
+    rationale: str,
+    latency_ms: int,
+    now: datetime,
     durable: bool = True,
 ) -> Vote:
     """Store a vote on a locked lease whose slot is held: the vote (not in the
@@ -425,18 +469,37 @@ def vote_record(
     not wait for the disk on PostgreSQL (LABELING_DURABLE_VOTES in
     config/settings.py).
     """
-    params = {"project": assignment.project_id, "pair": assignment.pair_id, "annotator": assignment.annotator_id,
-              "lease": assignment.pk, "choice": choice, "left": assignment.left, "strength": strength,
-              "rationale": rationale, "latency": latency_ms, "now": db_datetime(now), "in_aggregates": False}
+    params = {
+        "project": assignment.project_id,
+        "pair": assignment.pair_id,
+        "annotator": assignment.annotator_id,
+        "lease": assignment.pk,
+        "choice": choice,
+        "left": assignment.left,
+        "strength": strength,
+        "rationale": rationale,
+        "latency": latency_ms,
+        "now": db_datetime(now),
+        "in_aggregates": False,
+    }
     if not durable and connection.vendor == "postgresql":
         fetchone(f"SELECT {_SOFT_COMMIT}", [])
     vote_id = fetchone(_VOTE_INSERT, params)[0]
     execute(_LEASE_VOTED, params)
     execute(_PAIR_COUNT[choice], params)
     vote = Vote(
-        id=vote_id, project_id=assignment.project_id, pair_id=assignment.pair_id,
-        annotator_id=assignment.annotator_id, assignment=assignment, choice=choice, shown_left=assignment.left,
-        strength=strength, rationale=rationale, latency_ms=latency_ms, created_at=now, in_aggregates=False,
+        id=vote_id,
+        project_id=assignment.project_id,
+        pair_id=assignment.pair_id,
+        annotator_id=assignment.annotator_id,
+        assignment=assignment,
+        choice=choice,
+        shown_left=assignment.left,
+        strength=strength,
+        rationale=rationale,
+        latency_ms=latency_ms,
+        created_at=now,
+        in_aggregates=False,
     )
     vote._state.adding = False
     return vote
@@ -448,7 +511,9 @@ def assignment_set_state(*, assignment_id: int, state: str) -> None:
 
 def pair_retake_slot(*, pair_id: int, overlap_target: int) -> bool:
     """Take a slot back for an expired lease if the pair still has room."""
-    return bool(execute(
-        "UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = %s AND slots_taken < %s",
-        [pair_id, overlap_target],
-    ))
+    return bool(
+        execute(
+            "UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = %s AND slots_taken < %s",
+            [pair_id, overlap_target],
+        )
+    )

@@ -1,4 +1,5 @@
 """Celery tasks for labeling: thin, an id in and a service call."""
+
 from __future__ import annotations
 
 from celery import shared_task

@@ -4,6 +4,7 @@ Views stay thin: they parse the request, call a selector or a service and
 render. The vote and skip endpoints answer HTMX with the next card, and a
 plain form post with a redirect, so the page also works without JS.
 """
+
 from __future__ import annotations
 
 from django.contrib.auth.decorators import permission_required
@@ -12,8 +13,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors, services
-from lib.errors import InvalidInput, ServiceError, NotFound
 from labeling.rendering import render_conversation, render_markdown
+from lib.errors import InvalidInput, NotFound, ServiceError
 
 
 @require_GET

@@ -7,6 +7,7 @@ upload handler that streams the file to IMPORT_UPLOAD_DIR and stops at the
 cap, and only then runs the real view under csrf_protect (the pattern in
 Django's docs for custom upload handlers), so CSRF is still enforced.
 """
+
 from __future__ import annotations
 
 import os
@@ -120,9 +121,13 @@ def _wants_json(request: HttpRequest) -> bool:
 
 def _too_large(request: HttpRequest, project) -> HttpResponse:
     limit = settings.IMPORT_UPLOAD_MAX_BYTES
-    return _import_page(request, project, status=413,
-                        error=f"The file is larger than the upload limit of {limit:,} bytes. "
-                              "Import it with `manage.py import_pairs` on the server instead.")
+    return _import_page(
+        request,
+        project,
+        status=413,
+        error=f"The file is larger than the upload limit of {limit:,} bytes. "
+        "Import it with `manage.py import_pairs` on the server instead.",
+    )
 
 
 @csrf_exempt  # checked in _import_post, once the size cap is in place (module docstring)
@@ -158,12 +163,20 @@ def _import_post(request: HttpRequest, project) -> HttpResponse:
         return _import_page(request, project, error="Choose a file to upload.", status=400)
     if fmt not in FORMATS or upload_suffix(upload.name) is None:
         upload.path.unlink(missing_ok=True)
-        error = (f"Unknown format {fmt!r}." if fmt not in FORMATS
-                 else f"Upload a file ending in one of: {', '.join(UPLOAD_SUFFIXES)}.")
+        error = (
+            f"Unknown format {fmt!r}."
+            if fmt not in FORMATS
+            else f"Upload a file ending in one of: {', '.join(UPLOAD_SUFFIXES)}."
+        )
         return _import_page(request, project, error=error, status=400)
     job = import_jobs.import_job_create(
-        project=project, user=request.user, upload_path=upload.path, file_name=os.path.basename(upload.name),
-        file_size=upload.size, fmt=fmt, skip_invalid=request.POST.get("skip_invalid") == "on",
+        project=project,
+        user=request.user,
+        upload_path=upload.path,
+        file_name=os.path.basename(upload.name),
+        file_size=upload.size,
+        fmt=fmt,
+        skip_invalid=request.POST.get("skip_invalid") == "on",
     )
     if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
         import_jobs.import_job_run(job_id=job.pk)  # small: done before the page loads
@@ -197,10 +210,16 @@ def import_job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
 @permission_required("labeling.manage_project", raise_exception=True)
 def project_export(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(slug)
-    return render(request, "labeling/export.html", {
-        "project": project, "formats": exporting.EXPORT_FORMATS, "splits": exporting.SPLITS,
-        "file_types": EXPORT_FILE_TYPES,
-    })
+    return render(
+        request,
+        "labeling/export.html",
+        {
+            "project": project,
+            "formats": exporting.EXPORT_FORMATS,
+            "splits": exporting.SPLITS,
+            "file_types": EXPORT_FILE_TYPES,
+        },
+    )
 
 
 @require_GET
@@ -245,4 +264,3 @@ def _parquet_download(rows, name: str, *, fmt: str, with_margin: bool) -> FileRe
     finally:
         os.unlink(tmp)  # the open handle keeps the data until the response is sent
     return FileResponse(fh, as_attachment=True, filename=name, content_type="application/vnd.apache.parquet")
-

@@ -6,6 +6,7 @@ rows that are missing, after every `migrate` (and a test's flush). A row an
 admin edited (interval, enabled, queue) is left alone; only its task path
 follows the code, so a task renamed in the code keeps its schedule.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,10 +33,6 @@ def periodic_tasks_register(*specs: PeriodicTaskSpec) -> None:
         if known is not None and known != spec:
             raise ValueError(f"periodic task {spec.name!r} is declared twice, differently")
         _REGISTERED[spec.name] = spec
-
-
-def periodic_tasks_registered() -> list[PeriodicTaskSpec]:
-    return list(_REGISTERED.values())
 
 
 def periodic_tasks_ensure() -> list[PeriodicTask]:

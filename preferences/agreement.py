@@ -33,13 +33,14 @@ Example::
     >>> round(fleiss_kappa(counts, weights), 4), round(percent_agreement(counts, weights), 4)
     (0.4792, 0.6667)
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _multi_vote(counts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
 
 def _p_i(counts: np.ndarray, n: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= 2, ((counts ** 2).sum(axis=1) - n) / np.maximum(n * (n - 1), 1), 0.0)
+        return np.where(n >= 2, ((counts**2).sum(axis=1) - n) / np.maximum(n * (n - 1), 1), 0.0)
 
 
 def percent_agreement(counts: np.ndarray, weights: np.ndarray):
@@ -103,7 +104,7 @@ def krippendorff_alpha(counts: np.ndarray, weights: np.ndarray):
     o_diag = w @ o_diag_u
     n_c = w @ counts
     n = n_c.sum(axis=-1)
-    expected = n ** 2 - (n_c ** 2).sum(axis=-1)
+    expected = n**2 - (n_c**2).sum(axis=-1)
     expected = np.asarray(expected) * (np.asarray(expected) > 1e-9)  # one category only: alpha is undefined
     return 1.0 - np.asarray(_ratio(np.asarray((n - 1) * (n - o_diag)), expected))
 
@@ -241,18 +242,6 @@ def wilson_excludes(k: int, n: int, p0: float, z: float = Z95) -> bool:
     if n <= 0 or not 0 < p0 < 1:
         return False
     return (k - n * p0) ** 2 > z * z * n * p0 * (1 - p0)
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float | None, float | None]:
-    """Exact (Clopper-Pearson) binomial interval."""
-    if n <= 0:
-        return None, None
-    from scipy.stats import beta
-
-    alpha = 1 - level
-    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return lo, hi
 
 
 def proportion(k: int, n: int) -> Estimate:

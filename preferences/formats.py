@@ -31,13 +31,15 @@ Example::
     >>> (r.prompt, r.response_a, r.response_b, r.votes[0].choice)
     ('Human: hi', 'hello!', 'go away', 'a')
 """
+
 from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from preferences.labels import CHOICES
 from preferences.records import (
@@ -131,8 +133,8 @@ def split_hh_transcript(chosen: str, rejected: str) -> tuple[str, str, str]:
         if rejected.startswith(prefix + marker):
             return (
                 prefix,
-                chosen[cut + len(marker):],
-                rejected[cut + len(marker):],
+                chosen[cut + len(marker) :],
+                rejected[cut + len(marker) :],
             )
         cut = chosen.rfind(marker, 0, cut)
     raise RowError("rejected", 'does not share a conversation prefix ending in "\\n\\nAssistant:" with chosen')
@@ -171,7 +173,7 @@ def transcript_to_messages(prompt: str) -> list[dict[str, str]]:
     for chunk in ("\n\n" + text).split(_TURN_SEP):
         for marker, role in _MARKER_ROLES.items():
             if chunk.startswith(marker):
-                messages.append({"role": role, "content": chunk[len(marker):].strip()})
+                messages.append({"role": role, "content": chunk[len(marker) :].strip()})
                 break
         else:
             if chunk and messages:  # a paragraph break inside a turn
@@ -189,8 +191,9 @@ def detect_format(row: dict) -> str:
         return "trl"
     if "response1" in row and "annotator1" in row:
         return "pandalm"
-    raise RowError("row", "has neither chosen/rejected (trl), response_a/response_b (pairwise) "
-                          "nor response1/annotator1 (pandalm)")
+    raise RowError(
+        "row", "has neither chosen/rejected (trl), response_a/response_b (pairwise) nor response1/annotator1 (pandalm)"
+    )
 
 
 def parse_row(row: Any, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_CHARS) -> PreferenceRecord:
@@ -300,7 +303,9 @@ def _parse_pairwise(row: dict, max_chars: int) -> PreferenceRecord:
         if choice not in CHOICES:
             raise RowError(f"{label}.choice", f"must be one of {', '.join(CHOICES)}, got {choice!r}")
         strength = v.get("strength")
-        if strength is not None and (not isinstance(strength, int) or isinstance(strength, bool) or not 1 <= strength <= 3):
+        if strength is not None and (
+            not isinstance(strength, int) or isinstance(strength, bool) or not 1 <= strength <= 3
+        ):
             raise RowError(f"{label}.strength", f"must be 1, 2 or 3, got {strength!r}")
         rationale = v.get("rationale") or ""
         if not isinstance(rationale, str):
@@ -374,8 +379,9 @@ class PairFile:
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, error)
 
 
-def read_training_pairs(path: str | Path, fmt: str = "auto", *, skip_invalid: bool = False,
-                        max_chars: int = DEFAULT_MAX_CHARS) -> PairFile:
+def read_training_pairs(
+    path: str | Path, fmt: str = "auto", *, skip_invalid: bool = False, max_chars: int = DEFAULT_MAX_CHARS
+) -> PairFile:
     """Read a trl/pairwise/pandalm JSONL file into training pairs.
 
     Rows without a non-tie majority are left out (they carry no preference)

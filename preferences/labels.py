@@ -17,11 +17,12 @@ agree on random vote sets.
     >>> Tally.of(["a", "a", "b"]).winner, Tally.of(["a", "both_bad"]).winner, Tally.of(["tie", "tie", "a"]).label
     ('a', None, 'tie')
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
 
 CHOICES = ("a", "b", "tie", "both_bad")  # what a vote may say, in pair terms (a = response_a)
 CATEGORIES = ("a", "b", "tie")  # what a tally counts

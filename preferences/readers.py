@@ -16,6 +16,7 @@ Two kinds of trouble, kept apart on purpose:
 Nothing here knows row *shapes* (trl, pairwise, ...): that is
 `preferences.formats.parse_row`. Nothing here touches the database.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -24,12 +25,13 @@ import gzip
 import io
 import json
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
-from preferences.tabular import JSON_COLUMNS, csv_restore
 from preferences.formats import DEFAULT_MAX_CHARS, RowError
+from preferences.tabular import JSON_COLUMNS, csv_restore
 
 FILE_TYPES = ("auto", "jsonl", "json", "csv", "parquet", "dataset")
 SUFFIX_TYPES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -119,7 +121,7 @@ def source_from_hub(name: str, *, split: str) -> RowSource:
             stream = datasets.load_dataset(name, split=split, streaming=True)
             for n, row in enumerate(stream, start=1):
                 yield n, _from_columnar(row)
-        except Exception as exc:  # noqa: BLE001 - the Hub client raises network, auth, lookup and schema errors alike
+        except Exception as exc:
             raise ReadError(f"could not load {name!r} (split {split!r}) from the Hugging Face Hub: {exc}") from None
 
     return RowSource(f"{name} [{split}] on the Hugging Face Hub", "row", rows)
@@ -130,8 +132,10 @@ def detect_file_type(path: Path) -> str:
     if path.is_dir():
         if any((path / marker).exists() for marker in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return "dataset"
-        raise ReadError(f"{path} is a folder, but not one written by datasets' save_to_disk "
-                        "(no dataset_info.json or dataset_dict.json in it)")
+        raise ReadError(
+            f"{path} is a folder, but not one written by datasets' save_to_disk "
+            "(no dataset_info.json or dataset_dict.json in it)"
+        )
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -144,8 +148,10 @@ def detect_file_type(path: Path) -> str:
     layout = _json_layout(path)
     if layout is not None:
         return layout
-    raise ReadError(f"cannot tell the type of {path.name} from its name or content; "
-                    "use .jsonl, .jsonl.gz, .json, .csv or .parquet, or a save_to_disk folder")
+    raise ReadError(
+        f"cannot tell the type of {path.name} from its name or content; "
+        "use .jsonl, .jsonl.gz, .json, .csv or .parquet, or a save_to_disk folder"
+    )
 
 
 def _peek(path: Path, n: int) -> bytes:
@@ -253,7 +259,10 @@ def _jsonl_rows(path: Path, limit: int) -> Rows:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield line_no, RowError("row", f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})")
+                yield (
+                    line_no,
+                    RowError("row", f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})"),
+                )
                 continue
             yield line_no, _decode_json_text(text)
 
@@ -288,14 +297,16 @@ class _JsonArrayScanner:
             return False
         if self.pos:
             self.first_line += self.buf.count("\n", 0, self.pos)
-            self.buf = self.buf[self.pos:]
+            self.buf = self.buf[self.pos :]
             self.pos = 0
         # Reading as much again as is buffered keeps re-decoding a long item linear overall.
         try:
             chunk = self.fh.read(max(_CHUNK, len(self.buf)))
         except UnicodeDecodeError as exc:
-            raise ReadError(f"line {self.line(len(self.buf))} or just after: not valid UTF-8 "
-                            f"(byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8") from None
+            raise ReadError(
+                f"line {self.line(len(self.buf))} or just after: not valid UTF-8 "
+                f"(byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8"
+            ) from None
         if not chunk:
             self.eof = True
             return False
@@ -383,8 +394,10 @@ def _csv_rows(path: Path, limit: int) -> Rows:
                 try:
                     yield raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise ReadError(f"line {line_no}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte "
-                                    f"{exc.start + 1}); save the file as UTF-8") from None
+                    raise ReadError(
+                        f"line {line_no}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte "
+                        f"{exc.start + 1}); save the file as UTF-8"
+                    ) from None
 
         reader = csv.reader(lines(), strict=True)
         header: list[str] | None = None

@@ -5,6 +5,7 @@
 - `TrainingPair`: what the trainer consumes, a prompt with a chosen and a
   rejected response, labelled by the one label rule (`preferences.labels`).
 """
+
 from __future__ import annotations
 
 import statistics

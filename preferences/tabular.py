@@ -12,6 +12,7 @@ to the same content:
   quotes followed by such a character gets one more quote; the reader takes
   exactly one quote off such cells.
 """
+
 from __future__ import annotations
 
 import json

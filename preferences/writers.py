@@ -6,6 +6,7 @@ rows into bytes. Nested values follow the flat-file rules of
 `preferences.tabular`, which the readers undo, so an export re-imports to
 the same content.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from preferences.tabular import JSON_COLUMNS, csv_neutralise, json_cell
 
@@ -29,8 +31,18 @@ def columns_of(*, fmt: str, with_margin: bool = False) -> list[str]:
         return ["prompt", "chosen", "rejected"] + (["margin"] if with_margin else [])
     if fmt == "pairwise":
         return ["id", "prompt", "response_a", "response_b", "votes", "metadata", "split"]
-    return ["pair_id", "pair_external_id", "annotator", "choice", "shown_left", "strength", "rationale",
-            "latency_ms", "created_at", "split"]
+    return [
+        "pair_id",
+        "pair_external_id",
+        "annotator",
+        "choice",
+        "shown_left",
+        "strength",
+        "rationale",
+        "latency_ms",
+        "created_at",
+        "split",
+    ]
 
 
 def jsonl_chunks(rows: Iterable[dict]) -> Iterator[bytes]:
@@ -72,17 +84,34 @@ def parquet_schema(*, fmt: str, with_margin: bool = False):
             fields.append(("margin", pa.float64()))
     elif fmt == "pairwise":
         vote = pa.struct([("annotator", text), ("choice", text), ("strength", pa.int8()), ("rationale", text)])
-        fields = [("id", text), ("prompt", text), ("response_a", text), ("response_b", text),
-                  ("votes", pa.list_(vote)), ("metadata", text), ("split", text)]
+        fields = [
+            ("id", text),
+            ("prompt", text),
+            ("response_a", text),
+            ("response_b", text),
+            ("votes", pa.list_(vote)),
+            ("metadata", text),
+            ("split", text),
+        ]
     else:
-        fields = [("pair_id", pa.int64()), ("pair_external_id", text), ("annotator", text), ("choice", text),
-                  ("shown_left", text), ("strength", pa.int8()), ("rationale", text), ("latency_ms", pa.int64()),
-                  ("created_at", text), ("split", text)]
+        fields = [
+            ("pair_id", pa.int64()),
+            ("pair_external_id", text),
+            ("annotator", text),
+            ("choice", text),
+            ("shown_left", text),
+            ("strength", pa.int8()),
+            ("rationale", text),
+            ("latency_ms", pa.int64()),
+            ("created_at", text),
+            ("split", text),
+        ]
     return pa.schema(fields)
 
 
-def write_parquet(rows: Iterable[dict], path: Path, *, fmt: str, with_margin: bool = False,
-                  row_group_rows: int = ROW_GROUP_ROWS) -> int:
+def write_parquet(
+    rows: Iterable[dict], path: Path, *, fmt: str, with_margin: bool = False, row_group_rows: int = ROW_GROUP_ROWS
+) -> int:
     """Rows to a parquet file, one row group per `row_group_rows` rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -113,8 +142,10 @@ def file_kind(path: Path) -> str:
             return kind
     if path.is_dir() or "." not in name:
         return "dataset"
-    raise ValueError(f"cannot tell what to write from {path.name!r}: use .jsonl, .jsonl.gz, .csv or .parquet, "
-                       "or a folder name without a suffix for datasets' save_to_disk")
+    raise ValueError(
+        f"cannot tell what to write from {path.name!r}: use .jsonl, .jsonl.gz, .csv or .parquet, "
+        "or a folder name without a suffix for datasets' save_to_disk"
+    )
 
 
 def rows_write(rows: Iterable[dict], path: str | Path, *, fmt: str, with_margin: bool = False) -> None:

@@ -1,5 +1,6 @@
 """Admin for retraining: policies are edited here; runs and versions are
 read-only records, with actions that go through the services."""
+
 from __future__ import annotations
 
 from django import forms
@@ -38,8 +39,18 @@ class _RetrainPermissionMixin:
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(_RetrainPermissionMixin, admin.ModelAdmin):
-    list_display = ("id", "project", "trigger", "status", "progress", "attempt", "promoted", "created_at",
-                    "finished_at", "worker_host")
+    list_display = (
+        "id",
+        "project",
+        "trigger",
+        "status",
+        "progress",
+        "attempt",
+        "promoted",
+        "created_at",
+        "finished_at",
+        "worker_host",
+    )
     list_filter = ("status", "trigger", "project")
     actions = ["cancel_runs"]
 

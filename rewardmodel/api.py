@@ -1,13 +1,14 @@
 """JSON API for retraining and scoring.
 
-    POST /projects/{slug}/runs          start a run (rewardmodel.retrain); 409 + run_id if one is active
-    GET  /projects/{slug}/runs          runs, newest first (rewardmodel.view_dashboard)
-    GET  /runs/{id}                     one run: status, progress, metrics
-    POST /runs/{id}/cancel              (rewardmodel.retrain)
-    GET  /projects/{slug}/versions      model versions (rewardmodel.view_dashboard)
-    POST /versions/{id}/activate        promote or roll back (rewardmodel.retrain)
-    POST /projects/{slug}/score         rewards from the live model (rewardmodel.score)
+POST /projects/{slug}/runs          start a run (rewardmodel.retrain); 409 + run_id if one is active
+GET  /projects/{slug}/runs          runs, newest first (rewardmodel.view_dashboard)
+GET  /runs/{id}                     one run: status, progress, metrics
+POST /runs/{id}/cancel              (rewardmodel.retrain)
+GET  /projects/{slug}/versions      model versions (rewardmodel.view_dashboard)
+POST /versions/{id}/activate        promote or roll back (rewardmodel.retrain)
+POST /projects/{slug}/score         rewards from the live model (rewardmodel.score)
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ from pydantic import ValidationError
 
 from labeling.api_auth import require_perm
 from labeling.selectors import project_get
-from rewardmodel import scoring, selectors, services
 from lib.errors import PayloadTooLarge
+from rewardmodel import scoring, selectors, services
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, TrainingRun
 
@@ -96,21 +97,41 @@ class ScoreOut(Schema):
 def _run_out(run: TrainingRun) -> RunOut:
     version = getattr(run, "model_version", None) if run.status == TrainingRun.Status.SUCCEEDED else None
     return RunOut(
-        id=run.pk, project=run.project.slug, trigger=run.trigger, status=run.status, progress=run.progress,
-        phase=run.phase, attempt=run.attempt, cancel_requested=run.cancel_requested,
+        id=run.pk,
+        project=run.project.slug,
+        trigger=run.trigger,
+        status=run.status,
+        progress=run.progress,
+        phase=run.phase,
+        attempt=run.attempt,
+        cancel_requested=run.cancel_requested,
         requested_by=run.requested_by.get_username() if run.requested_by_id else None,
-        created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
-        heartbeat_at=run.heartbeat_at, n_train_pairs=run.n_train_pairs, n_test_pairs=run.n_test_pairs,
-        n_votes=run.n_votes, snapshot_hash=run.snapshot_hash, progress_metrics=run.progress_metrics,
-        metrics=run.metrics, promoted=run.promoted, promotion_note=run.promotion_note, error=run.error,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        heartbeat_at=run.heartbeat_at,
+        n_train_pairs=run.n_train_pairs,
+        n_test_pairs=run.n_test_pairs,
+        n_votes=run.n_votes,
+        snapshot_hash=run.snapshot_hash,
+        progress_metrics=run.progress_metrics,
+        metrics=run.metrics,
+        promoted=run.promoted,
+        promotion_note=run.promotion_note,
+        error=run.error,
         version=version.number if version else None,
     )
 
 
 def _version_out(version: ModelVersion) -> VersionOut:
     return VersionOut(
-        id=version.pk, number=version.number, run_id=version.run_id, is_active=version.is_active,
-        metrics=version.metrics, created_at=version.created_at, promoted_at=version.promoted_at,
+        id=version.pk,
+        number=version.number,
+        run_id=version.run_id,
+        is_active=version.is_active,
+        metrics=version.metrics,
+        created_at=version.created_at,
+        promoted_at=version.promoted_at,
         promoted_by=version.promoted_by.get_username() if version.promoted_by_id else None,
     )
 
@@ -158,8 +179,9 @@ def versions_list(request: HttpRequest, slug: str):
 def version_activate(request: HttpRequest, version_id: int):
     """Make this version live: a manual promotion, or a rollback to an older one."""
     require_perm(request, "rewardmodel.retrain")
-    version = services.model_version_activate(version=selectors.model_version_get(version_id=version_id),
-                                              user=request.auth)
+    version = services.model_version_activate(
+        version=selectors.model_version_get(version_id=version_id), user=request.auth
+    )
     return _version_out(version)
 
 
@@ -180,7 +202,7 @@ def _score_payload(request: HttpRequest) -> ScoreIn:
     try:
         return ScoreIn.model_validate(json.loads(body))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _BadRequest("The body must be JSON: {\"items\": [{\"prompt\": ..., \"response\": ...}]}.") from None
+        raise _BadRequest('The body must be JSON: {"items": [{"prompt": ..., "response": ...}]}.') from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -215,5 +237,6 @@ def score(request: HttpRequest, slug: str):
         prompts=[item.prompt for item in payload.items],
         responses=[item.response for item in payload.items],
     )
-    return ScoreOut(version=scores.version_number, version_id=scores.version_id, raw=scores.raw,
-                    normalized=scores.normalized)
+    return ScoreOut(
+        version=scores.version_number, version_id=scores.version_id, raw=scores.raw, normalized=scores.normalized
+    )

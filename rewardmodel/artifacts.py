@@ -6,6 +6,7 @@ into place with one `os.replace`, so a folder without a leading dot is
 always complete: a worker killed mid-write leaves only a hidden temp
 folder behind, which the next attempt or the reconciler removes.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 They extend `lib.errors`, so the API's one exception handler
 (config/api.py) and the views turn them into HTTP statuses.
 """
+
 from __future__ import annotations
 
 from lib.errors import Conflict

@@ -9,6 +9,7 @@ Every failure ends in a recorded status with its reason; whatever happens,
 the temp folder goes, and a published folder that no version points to
 goes too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,8 +64,13 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         temp = artifacts.temp_dir_create(project_id=project_id, run_id=run_id, attempt=attempt)
         config = TrainConfig.from_dict({**run.config, "output_dir": str(temp)})
         if not services.training_run_record_snapshot(
-            run_id=run_id, attempt=attempt, sha256=snapshot.sha256, n_train=len(snapshot.train_pairs),
-            n_test=len(snapshot.eval_pairs), n_votes=snapshot.n_votes, taken_at=snapshot.taken_at,
+            run_id=run_id,
+            attempt=attempt,
+            sha256=snapshot.sha256,
+            n_train=len(snapshot.train_pairs),
+            n_test=len(snapshot.eval_pairs),
+            n_votes=snapshot.n_votes,
+            taken_at=snapshot.taken_at,
             config={**config.to_dict(), "output_dir": None},  # the version records the final folder
         ):
             raise OwnershipLost
@@ -93,8 +99,13 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         if heartbeat.lost:
             raise OwnershipLost
         version = services.training_run_succeed(
-            run_id=run_id, attempt=attempt, artifact_dir=str(final), checksums=checksums,
-            metrics=result.metrics, predictions=predictions, timings=clock.laps,
+            run_id=run_id,
+            attempt=attempt,
+            artifact_dir=str(final),
+            checksums=checksums,
+            metrics=result.metrics,
+            predictions=predictions,
+            timings=clock.laps,
         )
         return "succeeded" if version is not None else "lost or cancelled"
     except Exception as exc:

@@ -11,6 +11,7 @@ Stop is requested when an admin pressed Cancel, or when the UPDATE matched
 nothing: the reconciler gave the run to another attempt, and this worker
 must stop without writing anything more (`lost`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,7 +45,7 @@ class RunHeartbeat:
     def stop_requested(self) -> bool:
         return self.cancel_requested or self.lost
 
-    def start(self) -> "RunHeartbeat":
+    def start(self) -> RunHeartbeat:
         self._thread.start()
         return self
 

@@ -4,6 +4,7 @@ A run moves queued -> running -> succeeded | failed | cancelled; only
 `rewardmodel.services` changes its status, always with a conditional UPDATE
 so that a redelivered task message can never run the same attempt twice.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -101,7 +102,9 @@ class ModelVersion(models.Model):
         permissions = [("score", "Can score responses with the active reward model")]
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="version_number_per_project"),
-            models.UniqueConstraint(fields=["project"], condition=Q(is_active=True), name="one_active_version_per_project"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_active=True), name="one_active_version_per_project"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -136,18 +139,23 @@ class RetrainPolicy(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="retrain_policy")
     enabled = models.BooleanField(default=True, help_text="Let the scheduler retrain this project on its own.")
     min_new_votes = models.PositiveIntegerField(
-        default=50, validators=[MinValueValidator(1)], help_text="Retrain once this many votes arrived since the last successful run."
+        default=50,
+        validators=[MinValueValidator(1)],
+        help_text="Retrain once this many votes arrived since the last successful run.",
     )
     max_interval_hours = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
         help_text="Also retrain when this long has passed since the last successful run and any vote arrived.",
     )
     promotion_delta = models.FloatField(
-        default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        default=0.01,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="A new version goes live if its held-out accuracy is at most this far below the active one's.",
     )
     train_config = models.JSONField(
-        default=dict, blank=True, help_text="TrainConfig fields that override the defaults, e.g. {\"epochs\": 3}."
+        default=dict, blank=True, help_text='TrainConfig fields that override the defaults, e.g. {"epochs": 3}.'
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -158,7 +166,7 @@ class RetrainPolicy(models.Model):
         return f"retrain policy of {self.project_id}"
 
     @classmethod
-    def for_project(cls, project: Project) -> "RetrainPolicy":
+    def for_project(cls, project: Project) -> RetrainPolicy:
         """The project's policy as stored now, or an unsaved one with the defaults.
 
         Read from the database each time: `project.retrain_policy` may be a

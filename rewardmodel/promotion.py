@@ -5,6 +5,7 @@ held-out accuracy is at most `delta` below the active version's. The test
 split is fixed per prompt, so the two accuracies are measured on the same
 held-out prompts (plus whatever new test-split votes arrived meanwhile).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,7 @@ def non_finite_metrics(metrics: dict[str, Any]) -> list[str]:
     return bad
 
 
-def promotion_decide(*, new_metrics: dict[str, Any], active_metrics: dict[str, Any] | None,
-                     delta: float) -> Decision:
+def promotion_decide(*, new_metrics: dict[str, Any], active_metrics: dict[str, Any] | None, delta: float) -> Decision:
     bad = non_finite_metrics(new_metrics)
     if bad:
         return Decision(False, f"Not promoted: metrics not finite or missing ({', '.join(bad)}).")

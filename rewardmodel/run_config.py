@@ -7,6 +7,7 @@
 
 `output_dir` is never taken from overrides: the worker chooses the folder.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,15 +1,20 @@
 """Retraining's periodic tasks (created as editable beat rows by lib.beat)."""
+
 from __future__ import annotations
 
 from lib.beat import PeriodicTaskSpec
 
 SCHEDULES = [
     PeriodicTaskSpec(
-        "Retrain projects that are due", "rewardmodel.tasks.retrain_due_projects", 60,
+        "Retrain projects that are due",
+        "rewardmodel.tasks.retrain_due_projects",
+        60,
         "Queues a training run for each project whose RetrainPolicy says it is due (new votes or interval).",
     ),
     PeriodicTaskSpec(
-        "Reconcile training runs", "rewardmodel.tasks.reconcile_runs", 30,
+        "Reconcile training runs",
+        "rewardmodel.tasks.reconcile_runs",
+        30,
         "Requeues or fails runs whose worker stopped sending heartbeats; resends runs the broker never got.",
     ),
 ]

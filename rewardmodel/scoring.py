@@ -6,19 +6,20 @@ id matches. A promotion or rollback changes the id, so the next request
 loads the new version; the cache keeps RM_SCORER_CACHE_SIZE projects' models
 (least recently used out).
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from django.conf import settings
 
 from labeling.models import Project
-from rewardmodel import selectors
 from lib.errors import PayloadTooLarge
+from rewardmodel import selectors
 from rewardmodel.errors import NoActiveModel
 
 log = logging.getLogger(__name__)

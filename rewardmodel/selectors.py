@@ -1,4 +1,5 @@
 """Reads for retraining: runs, versions, and whether a project is due."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,8 +7,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import QuerySet
 
-from lib.errors import NotFound
 from labeling.models import Project, Vote
+from lib.errors import NotFound
 from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
 
 Status = TrainingRun.Status
@@ -41,10 +42,6 @@ def model_version_get(*, version_id: int) -> ModelVersion:
     if version is None:
         raise NotFound("No such model version.")
     return version
-
-
-def model_version_active(*, project: Project) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, is_active=True).first()
 
 
 def model_version_active_ref(*, project_id: int) -> tuple[int, int, str] | None:

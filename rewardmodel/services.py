@@ -6,15 +6,17 @@ so a redelivered task message, a zombie worker or the reconciler can never
 make two copies of one run write results. Each function owns its
 transaction; enqueueing happens after commit (`transaction.on_commit`).
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -23,8 +25,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from lib.errors import Conflict, InvalidInput
 from labeling.models import Pair, Project
+from lib.errors import Conflict, InvalidInput
 from rewardmodel import artifacts, selectors, signals
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
@@ -64,9 +66,7 @@ def retrain_policy_update(*, project: Project, **changes: Any) -> RetrainPolicy:
 # --------------------------------------------------------------------------- #
 # Requesting and enqueueing
 # --------------------------------------------------------------------------- #
-def training_run_request(
-    *, project: Project, trigger: str, user: AbstractBaseUser | None = None
-) -> TrainingRun:
+def training_run_request(*, project: Project, trigger: str, user: AbstractBaseUser | None = None) -> TrainingRun:
     """Queue a run for `project` and send it to a worker after commit.
 
     Raises RunAlreadyActive (409) with the existing run when one is queued
@@ -113,8 +113,9 @@ def training_run_enqueue(*, run_id: int) -> bool:
     try:
         train_run.apply_async(args=[run_id], task_id=task_id)
     except Exception as exc:  # kombu/redis/socket errors alike: the vote or click must not fail
-        log.warning("Could not enqueue training run %s (%s: %s); the reconciler will resend it",
-                    run_id, type(exc).__name__, exc)
+        log.warning(
+            "Could not enqueue training run %s (%s: %s); the reconciler will resend it", run_id, type(exc).__name__, exc
+        )
         return False
     TrainingRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
         enqueued_at=timezone.now(), celery_task_id=task_id
@@ -169,14 +170,25 @@ def training_run_beat(
 
 
 def training_run_record_snapshot(
-    *, run_id: int, attempt: int, sha256: str, n_train: int, n_test: int, n_votes: int, taken_at: datetime,
+    *,
+    run_id: int,
+    attempt: int,
+    sha256: str,
+    n_train: int,
+    n_test: int,
+    n_votes: int,
+    taken_at: datetime,
     config: dict,
 ) -> bool:
     """Store what the attempt trains on; False when the attempt no longer owns the run."""
     return bool(
         TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-            snapshot_hash=sha256, n_train_pairs=n_train, n_test_pairs=n_test, n_votes=n_votes,
-            snapshot_at=taken_at, config=config,
+            snapshot_hash=sha256,
+            n_train_pairs=n_train,
+            n_test_pairs=n_test,
+            n_votes=n_votes,
+            snapshot_at=taken_at,
+            config=config,
         )
     )
 
@@ -203,7 +215,10 @@ def training_run_mark_cancelled(*, run_id: int, attempt: int) -> bool:
     now = timezone.now()
     return bool(
         TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
-            status=Status.CANCELLED, finished_at=now, heartbeat_at=now, phase="cancelled",
+            status=Status.CANCELLED,
+            finished_at=now,
+            heartbeat_at=now,
+            phase="cancelled",
             error="Cancelled while running.",
         )
     )
@@ -272,10 +287,16 @@ def training_run_succeed(
         if decision.promote:
             _version_make_active(version=version, user=None, now=now)
         TrainingRun.objects.filter(pk=run_id).update(
-            status=Status.SUCCEEDED, progress=1.0, phase="done", promoted=decision.promote,
+            status=Status.SUCCEEDED,
+            progress=1.0,
+            phase="done",
+            promoted=decision.promote,
             # The run keeps the pipeline's own timings beside the engine's metrics.
             metrics={**metrics, "pipeline_seconds": _json_safe(timings or {})},
-            promotion_note=decision.note, finished_at=now, heartbeat_at=now, error="",
+            promotion_note=decision.note,
+            finished_at=now,
+            heartbeat_at=now,
+            error="",
         )
     log.info("Run %s produced %s v%s: %s", run_id, project.slug, number, decision.note)
     return version
@@ -300,7 +321,10 @@ def training_run_cancel(*, run: TrainingRun, user: AbstractBaseUser | None = Non
     sees the flag within a heartbeat and stops the engine)."""
     now = timezone.now()
     cancelled_queued = TrainingRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
-        status=Status.CANCELLED, cancel_requested=True, finished_at=now, phase="cancelled",
+        status=Status.CANCELLED,
+        cancel_requested=True,
+        finished_at=now,
+        phase="cancelled",
         error="Cancelled before it started.",
     )
     # Not queued (any more): flag it for its worker if it is running.
@@ -347,16 +371,29 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
         )
         seen = f"no heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if run.heartbeat_at else "no heartbeat"
         if run.cancel_requested:
-            changed = mine.update(status=Status.CANCELLED, finished_at=now, phase="cancelled",
-                                  error=f"Cancelled; the worker was lost ({seen}).")
+            changed = mine.update(
+                status=Status.CANCELLED,
+                finished_at=now,
+                phase="cancelled",
+                error=f"Cancelled; the worker was lost ({seen}).",
+            )
             outcome = report.cancelled
         elif run.attempt < settings.RM_MAX_ATTEMPTS:
-            changed = mine.update(status=Status.QUEUED, enqueued_at=None, phase="requeued", progress=0.0,
-                                  error=f"Worker lost on attempt {run.attempt} ({seen}); retrying.")
+            changed = mine.update(
+                status=Status.QUEUED,
+                enqueued_at=None,
+                phase="requeued",
+                progress=0.0,
+                error=f"Worker lost on attempt {run.attempt} ({seen}); retrying.",
+            )
             outcome = report.requeued
         else:
-            changed = mine.update(status=Status.FAILED, finished_at=now, phase="failed",
-                                  error=f"Worker lost ({seen}, attempt {run.attempt} of {settings.RM_MAX_ATTEMPTS}).")
+            changed = mine.update(
+                status=Status.FAILED,
+                finished_at=now,
+                phase="failed",
+                error=f"Worker lost ({seen}, attempt {run.attempt} of {settings.RM_MAX_ATTEMPTS}).",
+            )
             outcome = report.failed
         if changed:  # only the reconciler whose UPDATE won cleans up, and only that attempt's files
             outcome.append(run.pk)
@@ -426,11 +463,11 @@ def model_version_activate(*, version: ModelVersion, user: AbstractBaseUser) -> 
         raise InvalidInput(f"Version {version.number} cannot go live: metrics not finite ({', '.join(bad)}).")
     mismatched = artifacts.checksums_mismatched(folder=Path(version.artifact_dir), expected=version.checksums)
     if mismatched:
-        raise Conflict(f"Version {version.number} cannot go live: its files are missing or changed "
-                       f"({', '.join(mismatched[:5])}).")
+        raise Conflict(
+            f"Version {version.number} cannot go live: its files are missing or changed ({', '.join(mismatched[:5])})."
+        )
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=version.project_id).first()
         _version_make_active(version=version, user=user, now=timezone.now())
     log.info("Version %s v%s activated by %s", version.project_id, version.number, user.get_username())
     return version
-

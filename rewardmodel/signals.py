@@ -1,4 +1,5 @@
 """What retraining tells the apps above it (the dashboard), without importing them."""
+
 from django.dispatch import Signal
 
 # Sent inside the transaction that makes a model version live (a promotion

@@ -7,6 +7,7 @@ with such a majority are the held-out set, fixed by prompt, so every
 version is measured on the same prompts. Test-split pairs whose votes tie
 are still scored, for the dashboard's model-vs-human agreement.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@
 the two periodic tasks run on `default`, from the PeriodicTask rows that
 migration 0003 creates (editable in the Django admin).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,11 +38,18 @@ class TrainRunTask(Task):
             services.training_run_fail_task(run_id=run_id, task_id=task_id, error=f"{type(exc).__name__}: {exc}")
 
 
-@shared_task(bind=True, base=TrainRunTask, name="rewardmodel.tasks.train_run", ignore_result=True,
-             acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    bind=True,
+    base=TrainRunTask,
+    name="rewardmodel.tasks.train_run",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def train_run(self, run_id: int) -> str:
-    return execution.training_run_execute(run_id=run_id, task_id=self.request.id or "",
-                                          host=self.request.hostname or "")
+    return execution.training_run_execute(
+        run_id=run_id, task_id=self.request.id or "", host=self.request.hostname or ""
+    )
 
 
 @shared_task(name="rewardmodel.tasks.retrain_due_projects", ignore_result=True, soft_time_limit=120, time_limit=180)
@@ -52,5 +60,9 @@ def retrain_due_projects() -> list[int]:
 @shared_task(name="rewardmodel.tasks.reconcile_runs", ignore_result=True, soft_time_limit=120, time_limit=180)
 def reconcile_runs() -> dict:
     report = services.training_runs_reconcile()
-    return {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled,
-            "resent": report.resent}
+    return {
+        "requeued": report.requeued,
+        "failed": report.failed,
+        "cancelled": report.cancelled,
+        "resent": report.resent,
+    }

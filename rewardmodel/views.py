@@ -5,6 +5,7 @@ cancelling and promoting need rewardmodel.retrain. Views stay thin: they
 call a selector or a service and render, and answer service errors with
 a message on the page they redirect to.
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -17,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors as labeling_selectors
-from lib.errors import ServiceError, NotFound
+from lib.errors import NotFound, ServiceError
 from rewardmodel import selectors, services
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import RetrainPolicy, TrainingRun
@@ -117,8 +118,12 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
-        messages.info(request, "Cancelled." if run.status == TrainingRun.Status.CANCELLED
-                      else "Cancel requested: the worker stops within seconds.")
+        messages.info(
+            request,
+            "Cancelled."
+            if run.status == TrainingRun.Status.CANCELLED
+            else "Cancel requested: the worker stops within seconds.",
+        )
     return redirect("rewardmodel:run-detail", run_id=run.pk)
 
 

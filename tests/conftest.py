@@ -5,6 +5,7 @@ pass against the real PostgreSQL server (see the Makefile's test target), and
 the ones marked `both_databases` in both.
 Redis is the real server at REDIS_URL (127.0.0.1:6379, db 15 by default).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,14 +15,14 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
-from django.conf import settings as django_settings  # noqa: E402
-from django.contrib.auth.models import Group  # noqa: E402
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
 
-from config.celery import app as celery_app  # noqa: E402
-from accounts import roles  # noqa: E402
-from labeling import services  # noqa: E402
-from preferences.records import ImportedVote, PreferenceRecord  # noqa: E402
+from accounts import roles
+from config.celery import app as celery_app
+from labeling import services
+from preferences.records import ImportedVote, PreferenceRecord
 
 # pytest-django imports the settings before this file runs, so with REDIS_URL
 # unset they already point at `make run`'s embedded port. Point them, and the
@@ -112,8 +113,14 @@ def pairs(project):
 # --------------------------------------------------------------------------- #
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

@@ -7,6 +7,7 @@
 `preferences` sits under every Django app too, and `rewardmodel.training`
 under rewardmodel and the dashboard. Imports inside functions count.
 """
+
 from __future__ import annotations
 
 import ast
@@ -91,7 +92,8 @@ def source_files() -> list[Path]:
 
 def test_every_import_points_down_the_layers():
     problems = [
-        p for path in source_files()
+        p
+        for path in source_files()
         for p in wrong_arrows(module_name(path), path.read_text(), is_package=path.name == "__init__.py")
     ]
     assert problems == [], "\n".join(problems)
@@ -100,8 +102,10 @@ def test_every_import_points_down_the_layers():
 def test_labeling_and_preferences_never_import_rewardmodel_or_the_dashboard():
     for package in ("labeling", "preferences", "accounts", "lib"):
         for path in (REPO / package).rglob("*.py"):
-            names = [n for _, n in imported_modules(path.read_text(), module_name(path),
-                                                    is_package=path.name == "__init__.py")]
+            names = [
+                n
+                for _, n in imported_modules(path.read_text(), module_name(path), is_package=path.name == "__init__.py")
+            ]
             assert not [n for n in names if n.split(".")[0] in ("rewardmodel", "dashboard")], path
 
 
@@ -135,7 +139,12 @@ def test_every_preferences_module_imports_without_django_or_torch():
         "assert not bad, bad\n"
         "print('OK', len(" + repr(modules) + "))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("OK")

@@ -1,5 +1,6 @@
 """The PostgreSQL backend's health check (config/postgresql): a dropped connection is
 found without a query, and the next request gets a fresh one."""
+
 import time
 
 import psycopg
@@ -12,8 +13,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 def _admin_connection():
     db = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
-                           dbname=db["NAME"], autocommit=True)
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        autocommit=True,
+    )
 
 
 def _calls(pid: int) -> str:

@@ -1,4 +1,5 @@
 """config/gunicorn.py: the worker settings every launcher shares."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,10 @@ def test_gunicorn_reads_the_shared_config():
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     done = subprocess.run(
         [gunicorn, "--config", "python:config.gunicorn", "--print-config", "config.wsgi"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     printed = (line.partition(" = ") for line in done.stdout.splitlines())
     settings = {key.strip(): value.strip() for key, _, value in printed}

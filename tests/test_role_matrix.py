@@ -4,6 +4,7 @@ Roles: anonymous, a user with no role, an annotator (member of the
 project), a reviewer and an admin. Each row names a URL, a method and the
 status each role must get. A new page gets a new row here.
 """
+
 import pytest
 
 from accounts import services as account_services
@@ -36,7 +37,16 @@ MATRIX = [
     # import and export: admins only
     row("get", "/p/{slug}/import/", LOGIN, 403, 403, 403, 200),
     row("get", "/p/{slug}/export/", LOGIN, 403, 403, 403, 200),
-    row("get", "/p/{slug}/export/download", LOGIN, 403, 403, 403, 200, {"format": "pairwise", "split": "all", "file_type": "jsonl"}),
+    row(
+        "get",
+        "/p/{slug}/export/download",
+        LOGIN,
+        403,
+        403,
+        403,
+        200,
+        {"format": "pairwise", "split": "all", "file_type": "jsonl"},
+    ),
     row("get", "/imports/{job}/", LOGIN, 403, 403, 403, 200),
     row("get", "/imports/{job}/progress", LOGIN, 403, 403, 403, 200),
     # dashboard: reviewers and admins
@@ -58,7 +68,9 @@ MATRIX = [
     row("post", "/api/v1/runs/{run}/cancel", 401, 403, 403, 403, 200),
     row("get", "/api/v1/projects/{slug}/versions", 401, 403, 403, 200, 200),
     row("post", "/api/v1/versions/{version}/activate", 401, 403, 403, 403, 409),  # its files are missing: refused
-    row("post", "/api/v1/projects/{slug}/score", 401, 403, 403, 403, 409, {"items": [{"prompt": "p", "response": "r"}]}),
+    row(
+        "post", "/api/v1/projects/{slug}/score", 401, 403, 403, 403, 409, {"items": [{"prompt": "p", "response": "r"}]}
+    ),
     # API tokens: admins only
     row("get", "/tokens/", LOGIN, 403, 403, 403, 200),
     row("post", "/tokens/issue", LOGIN, 403, 403, 403, 200, {"name": "ci", "user": "{admin_id}"}),
@@ -72,11 +84,17 @@ def objects(project, admin_user):
     from labeling.models import ImportJob
     from rewardmodel.models import ModelVersion, TrainingRun
 
-    done = TrainingRun.objects.create(project=project, trigger="admin", status="succeeded", metrics={"held_out_accuracy": 0.7})
+    done = TrainingRun.objects.create(
+        project=project, trigger="admin", status="succeeded", metrics={"held_out_accuracy": 0.7}
+    )
     finite = {"held_out_accuracy": 0.7, "eval_loss": 0.6, "reward_mean": 0.0, "reward_std": 1.0}
-    version = ModelVersion.objects.create(project=project, run=done, number=1, artifact_dir="/nonexistent", metrics=finite)
+    version = ModelVersion.objects.create(
+        project=project, run=done, number=1, artifact_dir="/nonexistent", metrics=finite
+    )
     running = TrainingRun.objects.create(project=project, trigger="admin", status="running")
-    job = ImportJob.objects.create(project=project, requested_by=admin_user, file_name="x.jsonl", upload_path="/nonexistent")
+    job = ImportJob.objects.create(
+        project=project, requested_by=admin_user, file_name="x.jsonl", upload_path="/nonexistent"
+    )
     token, _ = account_services.api_token_issue(user=admin_user, name="matrix")
     return {"run": running.pk, "version": version.pk, "job": job.pk, "token": token.pk, "admin_id": admin_user.pk}
 

@@ -1,4 +1,5 @@
 """Deployment checks, login throttling, CSP and deny-by-default."""
+
 import os
 import subprocess
 import sys
@@ -23,7 +24,11 @@ def test_production_settings_pass_check_deploy(tmp_path):
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

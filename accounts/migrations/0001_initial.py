@@ -1,4 +1,5 @@
 """API tokens move here from labeling, their table and rows untouched."""
+
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
@@ -13,15 +14,14 @@ def _move_content_types(apps, old: str, new: str, models: tuple[str, ...]) -> No
 
 
 def forwards(apps, schema_editor):
-    _move_content_types(apps, "labeling", "accounts", ('apitoken',))
+    _move_content_types(apps, "labeling", "accounts", ("apitoken",))
 
 
 def backwards(apps, schema_editor):
-    _move_content_types(apps, "accounts", "labeling", ('apitoken',))
+    _move_content_types(apps, "accounts", "labeling", ("apitoken",))
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -36,19 +36,34 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.CreateModel(
-                    name='ApiToken',
+                    name="ApiToken",
                     fields=[
-                        ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                        ('name', models.CharField(max_length=100)),
-                        ('prefix', models.CharField(help_text='The first characters, to tell tokens apart.', max_length=12)),
-                        ('key_hash', models.CharField(max_length=64, unique=True)),
-                        ('created_at', models.DateTimeField(auto_now_add=True)),
-                        ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                        ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                        ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                        (
+                            "id",
+                            models.BigAutoField(
+                                auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                            ),
+                        ),
+                        ("name", models.CharField(max_length=100)),
+                        (
+                            "prefix",
+                            models.CharField(help_text="The first characters, to tell tokens apart.", max_length=12),
+                        ),
+                        ("key_hash", models.CharField(max_length=64, unique=True)),
+                        ("created_at", models.DateTimeField(auto_now_add=True)),
+                        ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                        ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                        (
+                            "user",
+                            models.ForeignKey(
+                                on_delete=django.db.models.deletion.CASCADE,
+                                related_name="api_tokens",
+                                to=settings.AUTH_USER_MODEL,
+                            ),
+                        ),
                     ],
                     options={
-                        'db_table': 'labeling_apitoken',
+                        "db_table": "labeling_apitoken",
                     },
                 ),
             ],

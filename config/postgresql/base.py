@@ -11,6 +11,7 @@ enough to tell: Django then closes the connection and opens a new one.
 (A silently dead peer, with no FIN, is left to TCP keepalives; `SELECT 1`
 would hang on it too.)
 """
+
 from __future__ import annotations
 
 import select

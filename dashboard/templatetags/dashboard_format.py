@@ -1,4 +1,5 @@
 """Number formats for the dashboard: shares as percentages, intervals, sample sizes."""
+
 from __future__ import annotations
 
 from django import template

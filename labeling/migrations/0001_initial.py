@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,141 +15,308 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Annotator',
+            name="Annotator",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(blank=True, max_length=150, null=True, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='annotator', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("external_id", models.CharField(blank=True, max_length=150, null=True, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="annotator",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(help_text='The first characters, to tell tokens apart.', max_length=12)),
-                ('key_hash', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("prefix", models.CharField(help_text="The first characters, to tell tokens apart.", max_length=12)),
+                ("key_hash", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('instructions', models.TextField(blank=True, help_text='Markdown, shown above every pair.')),
-                ('overlap_target', models.PositiveSmallIntegerField(default=3, help_text='Votes wanted per pair; live leases count towards it.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(25)], verbose_name='overlap target K')),
-                ('allow_tie', models.BooleanField(default=True)),
-                ('allow_both_bad', models.BooleanField(default=True)),
-                ('ask_strength', models.BooleanField(default=False, help_text='Ask how strong the preference is (1-3).')),
-                ('ask_rationale', models.BooleanField(default=False, help_text='Offer a free-text rationale field.')),
-                ('lease_seconds', models.PositiveIntegerField(default=600, help_text='How long a served pair is reserved.', validators=[django.core.validators.MinValueValidator(10)])),
-                ('test_percent', models.PositiveSmallIntegerField(default=20, help_text='Share of prompts held out for evaluation. Fixed once pairs exist.', validators=[django.core.validators.MaxValueValidator(90)])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(blank=True, help_text='Annotators who may label this project. Reviewers and admins see every project.', related_name='labeling_projects', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("instructions", models.TextField(blank=True, help_text="Markdown, shown above every pair.")),
+                (
+                    "overlap_target",
+                    models.PositiveSmallIntegerField(
+                        default=3,
+                        help_text="Votes wanted per pair; live leases count towards it.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(25),
+                        ],
+                        verbose_name="overlap target K",
+                    ),
+                ),
+                ("allow_tie", models.BooleanField(default=True)),
+                ("allow_both_bad", models.BooleanField(default=True)),
+                (
+                    "ask_strength",
+                    models.BooleanField(default=False, help_text="Ask how strong the preference is (1-3)."),
+                ),
+                ("ask_rationale", models.BooleanField(default=False, help_text="Offer a free-text rationale field.")),
+                (
+                    "lease_seconds",
+                    models.PositiveIntegerField(
+                        default=600,
+                        help_text="How long a served pair is reserved.",
+                        validators=[django.core.validators.MinValueValidator(10)],
+                    ),
+                ),
+                (
+                    "test_percent",
+                    models.PositiveSmallIntegerField(
+                        default=20,
+                        help_text="Share of prompts held out for evaluation. Fixed once pairs exist.",
+                        validators=[django.core.validators.MaxValueValidator(90)],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Annotators who may label this project. Reviewers and admins see every project.",
+                        related_name="labeling_projects",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slug'],
-                'permissions': [('label_pairs', 'Can label pairs'), ('manage_project', 'Can import and export project data')],
+                "ordering": ["slug"],
+                "permissions": [
+                    ("label_pairs", "Can label pairs"),
+                    ("manage_project", "Can import and export project data"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Pair',
+            name="Pair",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt', models.TextField()),
-                ('response_a', models.TextField()),
-                ('response_b', models.TextField()),
-                ('content_hash', models.CharField(help_text='sha256 of prompt and the unordered responses.', max_length=64)),
-                ('external_id', models.CharField(blank=True, max_length=200)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('split', models.CharField(choices=[('train', 'Train'), ('test', 'Test')], help_text='Fixed from a hash of the prompt.', max_length=5)),
-                ('rank', models.BigIntegerField(help_text='Random serving order, derived from the content hash.')),
-                ('slots_taken', models.PositiveIntegerField(default=0, help_text='Votes plus live leases.')),
-                ('vote_count', models.PositiveIntegerField(default=0)),
-                ('votes_a', models.PositiveIntegerField(default=0)),
-                ('votes_b', models.PositiveIntegerField(default=0)),
-                ('votes_tie', models.PositiveIntegerField(default=0, help_text='Ties and both-bad votes.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pairs', to='labeling.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("prompt", models.TextField()),
+                ("response_a", models.TextField()),
+                ("response_b", models.TextField()),
+                (
+                    "content_hash",
+                    models.CharField(help_text="sha256 of prompt and the unordered responses.", max_length=64),
+                ),
+                ("external_id", models.CharField(blank=True, max_length=200)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[("train", "Train"), ("test", "Test")],
+                        help_text="Fixed from a hash of the prompt.",
+                        max_length=5,
+                    ),
+                ),
+                ("rank", models.BigIntegerField(help_text="Random serving order, derived from the content hash.")),
+                ("slots_taken", models.PositiveIntegerField(default=0, help_text="Votes plus live leases.")),
+                ("vote_count", models.PositiveIntegerField(default=0)),
+                ("votes_a", models.PositiveIntegerField(default=0)),
+                ("votes_b", models.PositiveIntegerField(default=0)),
+                ("votes_tie", models.PositiveIntegerField(default=0, help_text="Ties and both-bad votes.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="pairs", to="labeling.project"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('left', models.CharField(choices=[('a', 'A'), ('b', 'B')], help_text='Drawn by a server-side RNG.', max_length=1)),
-                ('state', models.CharField(choices=[('live', 'Live'), ('voted', 'Voted'), ('skipped', 'Skipped'), ('expired', 'Expired')], default='live', max_length=8)),
-                ('served_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='labeling.annotator')),
-                ('pair', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='labeling.pair')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='labeling.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "left",
+                    models.CharField(
+                        choices=[("a", "A"), ("b", "B")], help_text="Drawn by a server-side RNG.", max_length=1
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("live", "Live"), ("voted", "Voted"), ("skipped", "Skipped"), ("expired", "Expired")],
+                        default="live",
+                        max_length=8,
+                    ),
+                ),
+                ("served_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="assignments", to="labeling.annotator"
+                    ),
+                ),
+                (
+                    "pair",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="assignments", to="labeling.pair"
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="labeling.project"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Vote',
+            name="Vote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('choice', models.CharField(choices=[('a', 'A'), ('b', 'B'), ('tie', 'Tie'), ('both_bad', 'both bad')], help_text='In pair terms: a = response_a.', max_length=8)),
-                ('shown_left', models.CharField(blank=True, choices=[('a', 'A'), ('b', 'B')], help_text='Which response was on the left; unknown for imported votes.', max_length=1, null=True)),
-                ('strength', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(3)])),
-                ('rationale', models.TextField(blank=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='votes', to='labeling.annotator')),
-                ('assignment', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='vote', to='labeling.assignment')),
-                ('pair', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='votes', to='labeling.pair')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='labeling.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "choice",
+                    models.CharField(
+                        choices=[("a", "A"), ("b", "B"), ("tie", "Tie"), ("both_bad", "both bad")],
+                        help_text="In pair terms: a = response_a.",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "shown_left",
+                    models.CharField(
+                        blank=True,
+                        choices=[("a", "A"), ("b", "B")],
+                        help_text="Which response was on the left; unknown for imported votes.",
+                        max_length=1,
+                        null=True,
+                    ),
+                ),
+                (
+                    "strength",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(3),
+                        ],
+                    ),
+                ),
+                ("rationale", models.TextField(blank=True)),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="votes", to="labeling.annotator"
+                    ),
+                ),
+                (
+                    "assignment",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="vote",
+                        to="labeling.assignment",
+                    ),
+                ),
+                (
+                    "pair",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="votes", to="labeling.pair"
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="labeling.project"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='annotator',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('user__isnull', False), ('external_id__isnull', True)), models.Q(('user__isnull', True), ('external_id__isnull', False)), _connector='OR'), name='annotator_user_xor_external'),
+            model_name="annotator",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("user__isnull", False), ("external_id__isnull", True)),
+                    models.Q(("user__isnull", True), ("external_id__isnull", False)),
+                    _connector="OR",
+                ),
+                name="annotator_user_xor_external",
+            ),
         ),
         migrations.AddIndex(
-            model_name='pair',
-            index=models.Index(fields=['project', 'slots_taken', 'rank'], name='pair_queue_idx'),
+            model_name="pair",
+            index=models.Index(fields=["project", "slots_taken", "rank"], name="pair_queue_idx"),
         ),
         migrations.AddIndex(
-            model_name='pair',
-            index=models.Index(fields=['project', 'split', 'id'], name='pair_split_idx'),
+            model_name="pair",
+            index=models.Index(fields=["project", "split", "id"], name="pair_split_idx"),
         ),
         migrations.AddConstraint(
-            model_name='pair',
-            constraint=models.UniqueConstraint(fields=('project', 'content_hash'), name='pair_unique_content_per_project'),
+            model_name="pair",
+            constraint=models.UniqueConstraint(
+                fields=("project", "content_hash"), name="pair_unique_content_per_project"
+            ),
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(condition=models.Q(('state', 'live')), fields=['expires_at'], name='assignment_live_expiry_idx'),
+            model_name="assignment",
+            index=models.Index(
+                condition=models.Q(("state", "live")), fields=["expires_at"], name="assignment_live_expiry_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('pair', 'annotator'), name='assignment_once_per_annotator'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(fields=("pair", "annotator"), name="assignment_once_per_annotator"),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'live')), fields=('project', 'annotator'), name='assignment_one_live_per_annotator'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "live")),
+                fields=("project", "annotator"),
+                name="assignment_one_live_per_annotator",
+            ),
         ),
         migrations.AddIndex(
-            model_name='vote',
-            index=models.Index(fields=['project', 'created_at'], name='vote_project_time_idx'),
+            model_name="vote",
+            index=models.Index(fields=["project", "created_at"], name="vote_project_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='vote',
-            index=models.Index(fields=['annotator', 'project'], name='vote_annotator_idx'),
+            model_name="vote",
+            index=models.Index(fields=["annotator", "project"], name="vote_annotator_idx"),
         ),
         migrations.AddConstraint(
-            model_name='vote',
-            constraint=models.UniqueConstraint(fields=('pair', 'annotator'), name='vote_once_per_pair_annotator'),
+            model_name="vote",
+            constraint=models.UniqueConstraint(fields=("pair", "annotator"), name="vote_once_per_pair_annotator"),
         ),
         migrations.AddConstraint(
-            model_name='vote',
-            constraint=models.CheckConstraint(condition=models.Q(('strength__isnull', True), models.Q(('strength__gte', 1), ('strength__lte', 3)), _connector='OR'), name='vote_strength_1_3'),
+            model_name="vote",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("strength__isnull", True), models.Q(("strength__gte", 1), ("strength__lte", 3)), _connector="OR"
+                ),
+                name="vote_strength_1_3",
+            ),
         ),
     ]

@@ -6,44 +6,74 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0002_dashboard_aggregates'),
+        ("labeling", "0002_dashboard_aggregates"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImportJob',
+            name="ImportJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file_name', models.CharField(help_text='As uploaded; shown, never used as a path.', max_length=255)),
-                ('upload_path', models.CharField(help_text='The stored upload; deleted when the job ends.', max_length=500)),
-                ('file_size', models.BigIntegerField(default=0)),
-                ('format', models.CharField(default='auto', max_length=10)),
-                ('skip_invalid', models.BooleanField(default=False)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('phase', models.CharField(blank=True, help_text='checking, then writing.', max_length=16)),
-                ('rows_total', models.PositiveIntegerField(blank=True, help_text='Known once the check pass ends.', null=True)),
-                ('rows_checked', models.PositiveIntegerField(default=0)),
-                ('rows_written', models.PositiveIntegerField(default=0)),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('duplicates', models.PositiveIntegerField(default=0)),
-                ('votes', models.PositiveIntegerField(default=0)),
-                ('skipped', models.PositiveIntegerField(default=0)),
-                ('skipped_lines', models.JSONField(blank=True, default=list, help_text="The first skipped rows' messages.")),
-                ('error', models.TextField(blank=True)),
-                ('celery_task_id', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='import_jobs', to='labeling.project')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("file_name", models.CharField(help_text="As uploaded; shown, never used as a path.", max_length=255)),
+                (
+                    "upload_path",
+                    models.CharField(help_text="The stored upload; deleted when the job ends.", max_length=500),
+                ),
+                ("file_size", models.BigIntegerField(default=0)),
+                ("format", models.CharField(default="auto", max_length=10)),
+                ("skip_invalid", models.BooleanField(default=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("phase", models.CharField(blank=True, help_text="checking, then writing.", max_length=16)),
+                (
+                    "rows_total",
+                    models.PositiveIntegerField(blank=True, help_text="Known once the check pass ends.", null=True),
+                ),
+                ("rows_checked", models.PositiveIntegerField(default=0)),
+                ("rows_written", models.PositiveIntegerField(default=0)),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("duplicates", models.PositiveIntegerField(default=0)),
+                ("votes", models.PositiveIntegerField(default=0)),
+                ("skipped", models.PositiveIntegerField(default=0)),
+                (
+                    "skipped_lines",
+                    models.JSONField(blank=True, default=list, help_text="The first skipped rows' messages."),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("celery_task_id", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="import_jobs", to="labeling.project"
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['project', '-created_at'], name='importjob_project_time_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["project", "-created_at"], name="importjob_project_time_idx")],
             },
         ),
     ]

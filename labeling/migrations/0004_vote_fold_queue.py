@@ -4,19 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0003_import_job'),
+        ("labeling", "0003_import_job"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='vote',
-            name='in_aggregates',
-            field=models.BooleanField(default=True, help_text='Counted in the dashboard aggregates (TallyBucket, AnnotatorStats, ProjectStats).'),
+            model_name="vote",
+            name="in_aggregates",
+            field=models.BooleanField(
+                default=True,
+                help_text="Counted in the dashboard aggregates (TallyBucket, AnnotatorStats, ProjectStats).",
+            ),
         ),
         migrations.AddIndex(
-            model_name='vote',
-            index=models.Index(condition=models.Q(('in_aggregates', False)), fields=['project', 'id'], name='vote_fold_queue_idx'),
+            model_name="vote",
+            index=models.Index(
+                condition=models.Q(("in_aggregates", False)), fields=["project", "id"], name="vote_fold_queue_idx"
+            ),
         ),
     ]

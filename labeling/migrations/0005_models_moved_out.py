@@ -1,5 +1,6 @@
 """ApiToken moved to accounts, the dashboard aggregates to dashboard: dropped from labeling's
 state only. Their tables and rows stay; the new apps' 0001 migrations own them now."""
+
 from django.db import migrations
 
 
@@ -14,28 +15,28 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.RemoveField(
-                    model_name='apitoken',
-                    name='user',
+                    model_name="apitoken",
+                    name="user",
                 ),
                 migrations.RemoveField(
-                    model_name='projectstats',
-                    name='project',
+                    model_name="projectstats",
+                    name="project",
                 ),
                 migrations.RemoveField(
-                    model_name='tallybucket',
-                    name='project',
+                    model_name="tallybucket",
+                    name="project",
                 ),
                 migrations.DeleteModel(
-                    name='AnnotatorStats',
+                    name="AnnotatorStats",
                 ),
                 migrations.DeleteModel(
-                    name='ApiToken',
+                    name="ApiToken",
                 ),
                 migrations.DeleteModel(
-                    name='ProjectStats',
+                    name="ProjectStats",
                 ),
                 migrations.DeleteModel(
-                    name='TallyBucket',
+                    name="TallyBucket",
                 ),
             ],
         ),

@@ -6,81 +6,146 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('labeling', '0001_initial'),
+        ("labeling", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trigger', models.CharField(choices=[('schedule', 'Schedule'), ('admin', 'Admin'), ('api', 'Api'), ('cli', 'Cli')], max_length=10)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=10)),
-                ('progress', models.FloatField(default=0.0, help_text='0 to 1 over the whole run.')),
-                ('phase', models.CharField(blank=True, max_length=32)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('attempt', models.PositiveSmallIntegerField(default=0)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('config', models.JSONField(blank=True, default=dict, help_text="The engine's TrainConfig as a dict.")),
-                ('snapshot_hash', models.CharField(blank=True, help_text='sha256 over pair ids and vote counts.', max_length=64)),
-                ('n_train_pairs', models.PositiveIntegerField(blank=True, null=True)),
-                ('n_test_pairs', models.PositiveIntegerField(blank=True, null=True)),
-                ('n_votes', models.PositiveIntegerField(blank=True, null=True)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('promoted', models.BooleanField(blank=True, help_text='Null until the run finishes.', null=True)),
-                ('promotion_note', models.TextField(blank=True, help_text='Why the new version did or did not go live.')),
-                ('error', models.TextField(blank=True)),
-                ('worker_host', models.CharField(blank=True, max_length=200)),
-                ('celery_task_id', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='training_runs', to='labeling.project')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[("schedule", "Schedule"), ("admin", "Admin"), ("api", "Api"), ("cli", "Cli")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0, help_text="0 to 1 over the whole run.")),
+                ("phase", models.CharField(blank=True, max_length=32)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("attempt", models.PositiveSmallIntegerField(default=0)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("config", models.JSONField(blank=True, default=dict, help_text="The engine's TrainConfig as a dict.")),
+                (
+                    "snapshot_hash",
+                    models.CharField(blank=True, help_text="sha256 over pair ids and vote counts.", max_length=64),
+                ),
+                ("n_train_pairs", models.PositiveIntegerField(blank=True, null=True)),
+                ("n_test_pairs", models.PositiveIntegerField(blank=True, null=True)),
+                ("n_votes", models.PositiveIntegerField(blank=True, null=True)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("promoted", models.BooleanField(blank=True, help_text="Null until the run finishes.", null=True)),
+                (
+                    "promotion_note",
+                    models.TextField(blank=True, help_text="Why the new version did or did not go live."),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("worker_host", models.CharField(blank=True, max_length=200)),
+                ("celery_task_id", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="training_runs", to="labeling.project"
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'permissions': [('view_dashboard', 'Can view the reviewer dashboard'), ('retrain', 'Can start and cancel training runs and promote versions')],
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("view_dashboard", "Can view the reviewer dashboard"),
+                    ("retrain", "Can start and cancel training runs and promote versions"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField(help_text='1, 2, 3 ... within the project.')),
-                ('artifact_dir', models.CharField(max_length=500)),
-                ('checksums', models.JSONField(default=dict, help_text='sha256 of each artifact file, by relative path.')),
-                ('metrics', models.JSONField(default=dict)),
-                ('is_active', models.BooleanField(default=False)),
-                ('promoted_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='model_versions', to='labeling.project')),
-                ('promoted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('run', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='model_version', to='rewardmodel.trainingrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField(help_text="1, 2, 3 ... within the project.")),
+                ("artifact_dir", models.CharField(max_length=500)),
+                (
+                    "checksums",
+                    models.JSONField(default=dict, help_text="sha256 of each artifact file, by relative path."),
+                ),
+                ("metrics", models.JSONField(default=dict)),
+                ("is_active", models.BooleanField(default=False)),
+                ("promoted_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="model_versions",
+                        to="labeling.project",
+                    ),
+                ),
+                (
+                    "promoted_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="model_version",
+                        to="rewardmodel.trainingrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
         migrations.AddIndex(
-            model_name='trainingrun',
-            index=models.Index(fields=['project', '-created_at'], name='run_project_time_idx'),
+            model_name="trainingrun",
+            index=models.Index(fields=["project", "-created_at"], name="run_project_time_idx"),
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running'])), fields=('project',), name='one_active_run_per_project'),
+            model_name="trainingrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["queued", "running"])),
+                fields=("project",),
+                name="one_active_run_per_project",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('project', 'number'), name='version_number_per_project'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(fields=("project", "number"), name="version_number_per_project"),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('project',), name='one_active_version_per_project'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_active", True)), fields=("project",), name="one_active_version_per_project"
+            ),
         ),
     ]

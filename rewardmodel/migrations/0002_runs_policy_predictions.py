@@ -6,59 +6,124 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0001_initial'),
-        ('rewardmodel', '0001_initial'),
+        ("labeling", "0001_initial"),
+        ("rewardmodel", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='modelversion',
-            options={'ordering': ['-number'], 'permissions': [('score', 'Can score responses with the active reward model')]},
+            name="modelversion",
+            options={
+                "ordering": ["-number"],
+                "permissions": [("score", "Can score responses with the active reward model")],
+            },
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='enqueued_at',
-            field=models.DateTimeField(blank=True, help_text='When the task message was last sent; empty while the broker was down.', null=True),
+            model_name="trainingrun",
+            name="enqueued_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the task message was last sent; empty while the broker was down.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='progress_metrics',
+            model_name="trainingrun",
+            name="progress_metrics",
             field=models.JSONField(blank=True, default=dict, help_text="The engine's running metrics, live."),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='snapshot_at',
-            field=models.DateTimeField(blank=True, help_text='When the training data was read; later votes count as new.', null=True),
+            model_name="trainingrun",
+            name="snapshot_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the training data was read; later votes count as new.", null=True
+            ),
         ),
         migrations.CreateModel(
-            name='RetrainPolicy',
+            name="RetrainPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('enabled', models.BooleanField(default=True, help_text='Let the scheduler retrain this project on its own.')),
-                ('min_new_votes', models.PositiveIntegerField(default=50, help_text='Retrain once this many votes arrived since the last successful run.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('max_interval_hours', models.PositiveIntegerField(blank=True, help_text='Also retrain when this long has passed since the last successful run and any vote arrived.', null=True, validators=[django.core.validators.MinValueValidator(1)])),
-                ('promotion_delta', models.FloatField(default=0.01, help_text="A new version goes live if its held-out accuracy is at most this far below the active one's.", validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)])),
-                ('train_config', models.JSONField(blank=True, default=dict, help_text='TrainConfig fields that override the defaults, e.g. {"epochs": 3}.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('project', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='retrain_policy', to='labeling.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "enabled",
+                    models.BooleanField(default=True, help_text="Let the scheduler retrain this project on its own."),
+                ),
+                (
+                    "min_new_votes",
+                    models.PositiveIntegerField(
+                        default=50,
+                        help_text="Retrain once this many votes arrived since the last successful run.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "max_interval_hours",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Also retrain when this long has passed since the last successful run and any vote arrived.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "promotion_delta",
+                    models.FloatField(
+                        default=0.01,
+                        help_text="A new version goes live if its held-out accuracy is at most this far below the active one's.",
+                        validators=[
+                            django.core.validators.MinValueValidator(0.0),
+                            django.core.validators.MaxValueValidator(1.0),
+                        ],
+                    ),
+                ),
+                (
+                    "train_config",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='TrainConfig fields that override the defaults, e.g. {"epochs": 3}.',
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "project",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="retrain_policy",
+                        to="labeling.project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'retrain policies',
+                "verbose_name_plural": "retrain policies",
             },
         ),
         migrations.CreateModel(
-            name='PairPrediction',
+            name="PairPrediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('margin', models.FloatField(help_text='r_a - r_b.')),
-                ('disagreement', models.FloatField(blank=True, help_text="Ensemble members' margin std (K > 1).", null=True)),
-                ('pair', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='labeling.pair')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='rewardmodel.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("margin", models.FloatField(help_text="r_a - r_b.")),
+                (
+                    "disagreement",
+                    models.FloatField(blank=True, help_text="Ensemble members' margin std (K > 1).", null=True),
+                ),
+                (
+                    "pair",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="predictions", to="labeling.pair"
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="rewardmodel.modelversion",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('version', 'pair'), name='prediction_once_per_version_pair')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("version", "pair"), name="prediction_once_per_version_pair")
+                ],
             },
         ),
     ]

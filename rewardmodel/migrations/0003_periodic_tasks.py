@@ -1,5 +1,6 @@
 """Created the retraining beat rows once; they are now declared in rewardmodel/schedules.py and
 created after every migrate (lib.beat), so this migration does nothing any more."""
+
 from django.db import migrations
 
 

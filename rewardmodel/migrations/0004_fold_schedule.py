@@ -1,5 +1,6 @@
 """Created the fold beat row once; it is now declared in dashboard/schedules.py and created
 after every migrate (lib.beat), so this migration does nothing any more."""
+
 from django.db import migrations
 
 

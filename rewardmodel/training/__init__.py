@@ -7,6 +7,7 @@
 
 `python -m rewardmodel.training --help` runs it from the command line.
 """
+
 import importlib
 
 from .config import TrainConfig

@@ -6,6 +6,7 @@ Reads the `trl` and `pairwise` shapes (see formats.py). Progress goes to
 stderr; the last line of stdout is the metrics as JSON. Under
 `torchrun --nproc-per-node N -m rewardmodel.training ...` it trains with DDP.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,12 +14,20 @@ import json
 import os
 import sys
 
-from .config import TrainConfig
 from preferences.formats import FORMATS, read_training_pairs
 
+from .config import TrainConfig
+
 # TrainConfig fields with their own flag; --config sets any field.
-FLAGS = {"backbone": str, "epochs": int, "max_length": int, "batch_size": int, "lr": float, "seed": int,
-         "ensemble": int}
+FLAGS = {
+    "backbone": str,
+    "epochs": int,
+    "max_length": int,
+    "batch_size": int,
+    "lr": float,
+    "seed": int,
+    "ensemble": int,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,8 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval", help="held-out pairs, JSONL; without it, eval metrics are null")
     p.add_argument("--output", required=True, help="folder for the model, tokenizer and reward_meta.json")
     p.add_argument("--format", default="auto", choices=FORMATS, help="row shape (default: detect per row)")
-    p.add_argument("--skip-invalid", action="store_true",
-                   help="skip rows that cannot become a pair (counted on stderr) instead of failing")
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip rows that cannot become a pair (counted on stderr) instead of failing",
+    )
     p.add_argument("--config", help="JSON file of TrainConfig fields; the flags below override it")
     for name, kind in FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_[name])
@@ -40,8 +52,11 @@ def load_pairs(path: str | None, fmt: str, skip_invalid: bool) -> list:
     if path is None:
         return []
     result = read_training_pairs(path, fmt, skip_invalid=skip_invalid)
-    print(f"{path}: {result.rows} rows, {len(result.pairs)} pairs, {result.no_majority} without a majority, "
-          f"{len(result.skipped)} skipped", file=sys.stderr)
+    print(
+        f"{path}: {result.rows} rows, {len(result.pairs)} pairs, {result.no_majority} without a majority, "
+        f"{len(result.skipped)} skipped",
+        file=sys.stderr,
+    )
     for line, error in result.skipped[:10]:
         print(f"  line {line}: {error}", file=sys.stderr)
     return result.pairs

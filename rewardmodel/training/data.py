@@ -12,15 +12,16 @@ latest turn, the one the response answers, survives. Only a response too
 long to fit next to a quarter of the budget is cut (at its end). No pair
 is ever dropped; the count of truncated pairs is reported instead.
 """
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import torch
 
@@ -60,8 +61,10 @@ class PairEncoder:
 
     def __init__(self, tokenizer, max_length: int, token_types: bool = True):
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer; "
-                             "the engine needs one to truncate at token level")
+            raise ValueError(
+                f"{type(tokenizer).__name__} is not a fast (tokenizers) tokenizer; "
+                "the engine needs one to truncate at token level"
+            )
         self.tokenizer = tokenizer
         self.max_length = max_length
         # The wrapped tokenizer may carry padding/truncation settings in
@@ -80,13 +83,16 @@ class PairEncoder:
             self.input_format, self._specials = "separator", 2
             self._separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
             if self._separator is None:
-                raise ValueError("the tokenizer has no chat template, no pair template and no sep/eos token "
-                                 "to separate the prompt from the response")
+                raise ValueError(
+                    "the tokenizer has no chat template, no pair template and no sep/eos token "
+                    "to separate the prompt from the response"
+                )
         self.chat = self.input_format == "chat_template"
         # Segment ids only where both tokenizer and backbone use them (see
         # model.takes_token_types), so a plain `model(**tokenizer(p, r))` matches.
-        self.token_types = (token_types and self.input_format == "text_pair"
-                            and "token_type_ids" in tokenizer.model_input_names)
+        self.token_types = (
+            token_types and self.input_format == "text_pair" and "token_type_ids" in tokenizer.model_input_names
+        )
 
     def _texts(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], list[str]]:
         if not self.chat:
@@ -94,14 +100,16 @@ class PairEncoder:
         conversations = [transcript_to_messages(p) for p in prompts]
         heads = self.tokenizer.apply_chat_template(conversations, tokenize=False, add_generation_prompt=True)
         fulls = self.tokenizer.apply_chat_template(
-            [c + [{"role": "assistant", "content": r}] for c, r in zip(conversations, responses)],
-            tokenize=False)
+            [c + [{"role": "assistant", "content": r}] for c, r in zip(conversations, responses)], tokenize=False
+        )
         tails = []
         for head, full in zip(heads, fulls):
             if not full.startswith(head):
-                raise ValueError("the chat template does not render the prompt as a prefix of the "
-                                 "conversation, so the prompt cannot be trimmed apart from the response")
-            tails.append(full[len(head):])
+                raise ValueError(
+                    "the chat template does not render the prompt as a prefix of the "
+                    "conversation, so the prompt cannot be trimmed apart from the response"
+                )
+            tails.append(full[len(head) :])
         return heads, tails
 
     def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> Encoded:
@@ -142,7 +150,7 @@ class EncodedPairs:
     margins: list[float]
 
     @classmethod
-    def build(cls, encoder: PairEncoder, pairs: Sequence[TrainingPair], margins: list[float]) -> "EncodedPairs":
+    def build(cls, encoder: PairEncoder, pairs: Sequence[TrainingPair], margins: list[float]) -> EncodedPairs:
         prompts = [p.prompt for p in pairs]
         seqs = encoder.encode(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
         return cls(seqs, margins)
@@ -173,8 +181,7 @@ class EncodedPairs:
         return self.seqs.response_tokens[:n], self.seqs.response_tokens[n:]
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
-                           megabatch: int = 50) -> list[list[int]]:
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, megabatch: int = 50) -> list[list[int]]:
     """Random batches of similar length, so little of each batch is padding.
 
     Shuffle, cut into megabatches of `megabatch` batches, sort each by
@@ -189,8 +196,8 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
     span = batch_size * megabatch
     batches = []
     for start in range(0, len(order), span):
-        chunk = sorted(order[start:start + span], key=lengths.__getitem__, reverse=True)
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + span], key=lengths.__getitem__, reverse=True)
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -198,7 +205,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Evaluation batches: sorted by length, for the least padding; order does not matter."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 @dataclass
@@ -241,8 +248,9 @@ class Collator:
         return tensor
 
 
-def split_by_prompt(pairs: Sequence[TrainingPair], eval_fraction: float,
-                    seed: int = 0) -> tuple[list[TrainingPair], list[TrainingPair]]:
+def split_by_prompt(
+    pairs: Sequence[TrainingPair], eval_fraction: float, seed: int = 0
+) -> tuple[list[TrainingPair], list[TrainingPair]]:
     """(train, eval) with every pair of a prompt on the same side.
 
     Splitting pairs rather than prompts would score the model on prompts it
@@ -250,7 +258,7 @@ def split_by_prompt(pairs: Sequence[TrainingPair], eval_fraction: float,
     """
     prompts = sorted({p.prompt for p in pairs})
     random.Random(seed).shuffle(prompts)
-    held_out = set(prompts[:round(eval_fraction * len(prompts))])
+    held_out = set(prompts[: round(eval_fraction * len(prompts))])
     return [p for p in pairs if p.prompt not in held_out], [p for p in pairs if p.prompt in held_out]
 
 

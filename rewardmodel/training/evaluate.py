@@ -5,10 +5,11 @@ plain NumPy on per-pair margins (r_chosen - r_rejected), so they are easy
 to check by hand. Every metric is a finite float, or None where the data
 leave it undefined (no eval pairs, an empty bin), so the dict is JSON.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -27,8 +28,15 @@ BOOTSTRAP_SAMPLES = 1000
 # Scoring
 # --------------------------------------------------------------------------- #
 @torch.inference_mode()
-def score_pairs(model: torch.nn.Module, pairs: EncodedPairs, pair_idx: Sequence[int], batch_size: int,
-                collate: Collator, runtime: Runtime, swap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def score_pairs(
+    model: torch.nn.Module,
+    pairs: EncodedPairs,
+    pair_idx: Sequence[int],
+    batch_size: int,
+    collate: Collator,
+    runtime: Runtime,
+    swap: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Rewards (chosen, rejected) of the pairs `pair_idx`, in that order.
 
     Each batch is one forward pass over its chosen and rejected rows
@@ -55,8 +63,14 @@ def score_pairs(model: torch.nn.Module, pairs: EncodedPairs, pair_idx: Sequence[
     return out[:n], out[n:]
 
 
-def swap_max_abs_diff(model: torch.nn.Module, pairs: EncodedPairs, pair_idx: Sequence[int], batch_size: int,
-                      collate: Collator, runtime: Runtime) -> float:
+def swap_max_abs_diff(
+    model: torch.nn.Module,
+    pairs: EncodedPairs,
+    pair_idx: Sequence[int],
+    batch_size: int,
+    collate: Collator,
+    runtime: Runtime,
+) -> float:
     """Largest change of any reward when chosen and rejected trade places in the batch.
 
     Each row is scored on its own, so a side cannot leak into the score by
@@ -113,8 +127,15 @@ def calibration(margins: np.ndarray) -> tuple[float | None, list[dict]]:
         acc = float(correct[in_bin].mean()) if count else None
         if count:
             ece += count / len(margins) * abs(acc - conf)
-        bins.append({"bin_lo": float(edges[b]), "bin_hi": float(edges[b + 1]),
-                     "confidence": conf, "accuracy": acc, "count": count})
+        bins.append(
+            {
+                "bin_lo": float(edges[b]),
+                "bin_hi": float(edges[b + 1]),
+                "confidence": conf,
+                "accuracy": acc,
+                "count": count,
+            }
+        )
     return (ece if len(margins) else None), bins
 
 
@@ -129,13 +150,25 @@ def length_buckets(margins: np.ndarray, length_diff: np.ndarray) -> list[dict]:
             mask &= length_diff < hi
         label = f"< {hi}" if lo is None else f">= {lo}" if hi is None else f"{lo}..{hi - 1}"
         count = int(mask.sum())
-        out.append({"bucket": label, "lo": lo, "hi": hi, "count": count,
-                    "accuracy": float((margins[mask] > 0).mean()) if count else None})
+        out.append(
+            {
+                "bucket": label,
+                "lo": lo,
+                "hi": hi,
+                "count": count,
+                "accuracy": float((margins[mask] > 0).mean()) if count else None,
+            }
+        )
     return out
 
 
-def pair_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, chosen_tokens: Sequence[int],
-                 rejected_tokens: Sequence[int], seed: int = 0) -> dict:
+def pair_metrics(
+    r_chosen: np.ndarray,
+    r_rejected: np.ndarray,
+    chosen_tokens: Sequence[int],
+    rejected_tokens: Sequence[int],
+    seed: int = 0,
+) -> dict:
     """Held-out metrics of one set of scored pairs (all None when there are none)."""
     margins = r_chosen - r_rejected
     correct = (margins > 0).astype(float)
@@ -155,7 +188,8 @@ def pair_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, chosen_tokens: Se
         "length_buckets": length_buckets(margins, diff),
         # "the longer response wins"; equal lengths count as a coin flip
         "length_baseline_accuracy": finite(np.where(diff > 0, 1.0, np.where(diff == 0, 0.5, 0.0)).mean())
-        if n else None,
+        if n
+        else None,
         "p_model_prefers_longer": finite(((margins > 0) == (diff > 0))[unequal].mean()) if unequal.any() else None,
         "p_human_prefers_longer": finite((diff > 0)[unequal].mean()) if unequal.any() else None,
         "reward_mean": finite(mean),

@@ -9,6 +9,7 @@ which Bradley-Terry cannot express; Rao-Kupper adds a tie parameter for it,
 but ties are rare in our sources (none in HH-RLHF) and a second parameter to
 fit is not worth the complexity yet.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,9 @@ def margin_for(strength: int | None, strength_margins: list[float]) -> float:
     return 0.0 if strength is None else strength_margins[strength - 1]
 
 
-def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
-                       margin: torch.Tensor | None = None, center_coef: float = 0.0) -> torch.Tensor:
+def bradley_terry_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | None = None, center_coef: float = 0.0
+) -> torch.Tensor:
     """-log sigmoid(r_chosen - r_rejected - margin), averaged over pairs.
 
     A margin m asks the chosen reward to lead by at least about m: clearly

@@ -11,6 +11,7 @@ Saved layout (one folder)::
     members/<i>/                     members 1..K-1 of an ensemble
     reward_meta.json                 config, data hashes, normalisation, metrics
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,8 @@ def load_tokenizer(name_or_path: str):
 
 def load_model_config(config: TrainConfig, tokenizer) -> PretrainedConfig:
     model_config = AutoConfig.from_pretrained(
-        resolve_backbone(config.backbone), num_labels=1, **config.config_overrides)
+        resolve_backbone(config.backbone), num_labels=1, **config.config_overrides
+    )
     # Decoders read the reward off the last non-pad token, found via pad_token_id.
     model_config.pad_token_id = tokenizer.pad_token_id
     return model_config
@@ -62,7 +64,8 @@ def build_model(config: TrainConfig, model_config: PretrainedConfig) -> torch.nn
         model = AutoModelForSequenceClassification.from_config(model_config, attn_implementation="sdpa")
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_backbone(config.backbone), config=model_config, attn_implementation="sdpa")
+            resolve_backbone(config.backbone), config=model_config, attn_implementation="sdpa"
+        )
     if config.disable_dropout:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):

@@ -3,6 +3,7 @@
 Launched with `torchrun`, each process trains a DDP replica on its share
 of every epoch's batches; WORLD_SIZE/LOCAL_RANK tell us so. Rank 0 saves.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,10 +4,11 @@ Inputs are encoded by the same `PairEncoder` as in training. Scores are
 computed in fp32, so they match a plain `transformers` forward pass of the
 saved folder. An ensemble's score is its members' mean.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -17,8 +18,7 @@ from .model import load_tokenizer, read_meta, takes_token_types
 
 
 class RewardScorer:
-    def __init__(self, models: list[torch.nn.Module], encoder: PairEncoder, device: torch.device,
-                 meta: dict):
+    def __init__(self, models: list[torch.nn.Module], encoder: PairEncoder, device: torch.device, meta: dict):
         self.models = models
         self.encoder = encoder
         self.device = device
@@ -29,7 +29,7 @@ class RewardScorer:
         self.collate = Collator(encoder.tokenizer.pad_token_id, 8, encoder.max_length, device)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "RewardScorer":
+    def load(cls, path: str | Path, device: str = "auto") -> RewardScorer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = torch.device(device)
@@ -37,15 +37,17 @@ class RewardScorer:
         tokenizer = load_tokenizer(str(path))
         models = [
             AutoModelForSequenceClassification.from_pretrained(Path(path) / m["path"], attn_implementation="sdpa")
-            .to(device).eval()
+            .to(device)
+            .eval()
             for m in meta["members"]
         ]
         encoder = PairEncoder(tokenizer, meta["config"]["max_length"], token_types=takes_token_types(models[0].config))
         return cls(models, encoder, device, meta)
 
     @torch.inference_mode()
-    def score(self, prompts: Sequence[str], responses: Sequence[str],
-              batch_size: int = 32) -> tuple[list[float], list[float]]:
+    def score(
+        self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32
+    ) -> tuple[list[float], list[float]]:
         """(raw, normalised) reward of each response to its prompt, in input order."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")

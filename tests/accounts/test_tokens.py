@@ -1,4 +1,5 @@
 """The API tokens page: issued once, revoked, admins only."""
+
 from __future__ import annotations
 
 from django.test import Client

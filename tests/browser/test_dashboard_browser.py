@@ -1,4 +1,5 @@
 """A reviewer opens the dashboard in a real browser and the charts draw; an annotator is refused."""
+
 import os
 
 import pytest
@@ -8,8 +9,14 @@ from tests.dashboard.dashboard_data import populate
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CANVASES = ["chart-versions", "chart-learning-curve", "chart-calibration", "chart-length-buckets",
-            "chart-agreement", "chart-votes-per-pair"]
+CANVASES = [
+    "chart-versions",
+    "chart-learning-curve",
+    "chart-calibration",
+    "chart-length-buckets",
+    "chart-agreement",
+    "chart-votes-per-pair",
+]
 
 # Share of a canvas's pixels that are painted and not the (transparent or
 # white) background; axes alone paint a little, data far more.
@@ -33,8 +40,12 @@ def test_reviewer_sees_charts_drawn(live_server, page, project, django_user_mode
     populate(project, django_user_model)
     errors = []
     # (the browser's own favicon request 404s; a missing script would leave the canvases blank below)
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text) if msg.type == "error" and "Failed to load resource" not in msg.text else None
+        ),
+    )
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, live_server, "rita", "pw-rita")
     # when they open the dashboard

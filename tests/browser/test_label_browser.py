@@ -1,4 +1,5 @@
 """A real browser labels three pairs by keyboard."""
+
 import pytest
 
 from labeling import services

@@ -1,4 +1,5 @@
 """The running dashboard aggregates: live votes and imports agree with a rebuild from the vote table."""
+
 from __future__ import annotations
 
 import random
@@ -7,15 +8,13 @@ from datetime import timedelta
 import pytest
 
 from accounts import roles
-
 from dashboard import aggregates
-
-from labeling import services
-from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
-from labeling.models import Pair, Vote
 from dashboard.aggregates import on_version_activated
-from rewardmodel.models import ModelVersion, TrainingRun
+from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
+from labeling import services
+from labeling.models import Pair, Vote
 from preferences.records import ImportedVote, PreferenceRecord
+from rewardmodel.models import ModelVersion, TrainingRun
 from tests.conftest import make_records, make_user
 
 # The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
@@ -24,17 +23,17 @@ pytestmark = pytest.mark.both_databases
 
 def snapshot(project) -> dict:
     buckets = {
-        (b.split, b.n_a, b.n_b, b.n_tie): b.pairs
-        for b in TallyBucket.objects.filter(project=project)
-        if b.pairs
+        (b.split, b.n_a, b.n_b, b.n_tie): b.pairs for b in TallyBucket.objects.filter(project=project) if b.pairs
     }
     annotators = {
         s.annotator_id: {f.name: getattr(s, f.name) for f in AnnotatorStats._meta.fields if f.name not in ("id",)}
         for s in AnnotatorStats.objects.filter(project=project)
     }
-    totals = ProjectStats.objects.filter(project=project).values(
-        "model_n", "model_agree", "model_n2", "model_agree2", "loo_n", "loo_agree"
-    ).first()
+    totals = (
+        ProjectStats.objects.filter(project=project)
+        .values("model_n", "model_agree", "model_n2", "model_agree2", "loo_n", "loo_agree")
+        .first()
+    )
     return {"buckets": buckets, "annotators": annotators, "totals": totals}
 
 
@@ -56,7 +55,10 @@ def vote_all(project, users, rng, *, choices=("left", "right", "tie", "both_bad"
             if assignment is None:
                 continue
             services.vote_submit(
-                assignment_id=assignment.pk, user=user, choice=rng.choice(choices), latency_ms=latency,
+                assignment_id=assignment.pk,
+                user=user,
+                choice=rng.choice(choices),
+                latency_ms=latency,
                 now=assignment.served_at + timedelta(milliseconds=latency + 100),
             )
             cast += 1
@@ -123,8 +125,13 @@ def test_position_length_and_latency_figures(project, pairs, annotator_user):
     # given an annotator who always clicks the left response after 1.5 s
     for _ in range(10):
         assignment = services.assignment_next(project=project, user=annotator_user)
-        services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left", latency_ms=1500,
-                             now=assignment.served_at + timedelta(seconds=2))
+        services.vote_submit(
+            assignment_id=assignment.pk,
+            user=annotator_user,
+            choice="left",
+            latency_ms=1500,
+            now=assignment.served_at + timedelta(seconds=2),
+        )
     # when their votes are folded in and their stats read
     aggregates.aggregates_fold(project_id=project.pk)
     stats = AnnotatorStats.objects.get(project=project, annotator__user=annotator_user)
@@ -146,7 +153,9 @@ def test_import_batches_with_new_voters_on_stored_pairs_match_a_rebuild(project)
     def records(voters):
         return [
             PreferenceRecord(
-                prompt=f"prompt {i}", response_a=f"answer {i} " * (1 + i % 3), response_b=f"other {i}",
+                prompt=f"prompt {i}",
+                response_a=f"answer {i} " * (1 + i % 3),
+                response_b=f"other {i}",
                 votes=tuple(ImportedVote(v, rng.choice(("a", "b", "tie", "both_bad"))) for v in voters),
             )
             for i in range(40)
@@ -168,8 +177,9 @@ def test_import_batches_with_new_voters_on_stored_pairs_match_a_rebuild(project)
 
 def _version(project, number: int) -> ModelVersion:
     run = TrainingRun.objects.create(project=project, trigger="cli", status="succeeded")
-    return ModelVersion.objects.create(project=project, run=run, number=number, artifact_dir="/nowhere",
-                                       metrics={"held_out_accuracy": 0.7})
+    return ModelVersion.objects.create(
+        project=project, run=run, number=number, artifact_dir="/nowhere", metrics={"held_out_accuracy": 0.7}
+    )
 
 
 def test_model_agreement_follows_activation_and_new_votes(db, django_user_model):
@@ -178,8 +188,12 @@ def test_model_agreement_follows_activation_and_new_votes(db, django_user_model)
 
     project = services.project_create(slug="heldout", test_percent=90, overlap_target=4)
     records = [
-        PreferenceRecord(prompt=f"q{i}", response_a=f"long answer {i} " * 3, response_b=f"short {i}",
-                         votes=(ImportedVote("x1", "a"), ImportedVote("x2", "a" if i % 3 else "b")))
+        PreferenceRecord(
+            prompt=f"q{i}",
+            response_a=f"long answer {i} " * 3,
+            response_b=f"short {i}",
+            votes=(ImportedVote("x1", "a"), ImportedVote("x2", "a" if i % 3 else "b")),
+        )
         for i in range(30)
     ]
     services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
@@ -194,9 +208,7 @@ def test_model_agreement_follows_activation_and_new_votes(db, django_user_model)
     on_version_activated(version=version)
     # then the project's model-vs-majority counts are those of the pairs
     expected_n = sum(1 for p in test_pairs if p.votes_a != p.votes_b)
-    expected_agree = sum(
-        1 for p in test_pairs if p.votes_a != p.votes_b and (p.votes_a > p.votes_b) == (p.pk % 2 == 0)
-    )
+    expected_agree = sum(1 for p in test_pairs if p.votes_a != p.votes_b and (p.votes_a > p.votes_b) == (p.pk % 2 == 0))
     stats = ProjectStats.objects.get(project=project)
     assert (stats.active_version_id, stats.model_n, stats.model_agree) == (version.pk, expected_n, expected_agree)
     assert stats.model_n2 == expected_n
@@ -307,11 +319,19 @@ def test_the_beat_task_folds_every_project(db, project, pairs, annotator_user, d
 
 def test_an_idle_annotators_low_agreement_flag_follows_the_pool(project):
     # given "odd", who went against three agreeing others on 12 pairs, and is flagged for it
-    services.pairs_import_batch(project=project, records=[
-        PreferenceRecord(prompt=f"p{i}", response_a=f"a{i}", response_b=f"b{i}",
-                         votes=tuple(ImportedVote(name, "b" if name == "odd" else "a") for name in ("odd", "x", "y", "z")))
-        for i in range(12)
-    ], shuffle_sides=False)
+    services.pairs_import_batch(
+        project=project,
+        records=[
+            PreferenceRecord(
+                prompt=f"p{i}",
+                response_a=f"a{i}",
+                response_b=f"b{i}",
+                votes=tuple(ImportedVote(name, "b" if name == "odd" else "a") for name in ("odd", "x", "y", "z")),
+            )
+            for i in range(12)
+        ],
+        shuffle_sides=False,
+    )
 
     def odd():
         return AnnotatorStats.objects.get(project=project, annotator__external_id__endswith="odd")
@@ -319,11 +339,19 @@ def test_an_idle_annotators_low_agreement_flag_follows_the_pool(project):
     assert aggregates.FLAG_LOW_AGREEMENT in odd().flags
     # when later votes, on pairs odd never saw, leave everyone else agreeing as rarely
     # (on each pair, the lone b voter goes against the others' majority)
-    services.pairs_import_batch(project=project, records=[
-        PreferenceRecord(prompt=f"q{i}", response_a=f"c{i}", response_b=f"d{i}",
-                         votes=(ImportedVote("u", "a"), ImportedVote("v", "a"), ImportedVote("w", "b")))
-        for i in range(200)
-    ], shuffle_sides=False)
+    services.pairs_import_batch(
+        project=project,
+        records=[
+            PreferenceRecord(
+                prompt=f"q{i}",
+                response_a=f"c{i}",
+                response_b=f"d{i}",
+                votes=(ImportedVote("u", "a"), ImportedVote("v", "a"), ImportedVote("w", "b")),
+            )
+            for i in range(200)
+        ],
+        shuffle_sides=False,
+    )
     # then odd is judged against the pool as it is now, though their own row did not change,
     # as a rebuild judges them
     assert aggregates.FLAG_LOW_AGREEMENT not in odd().flags

@@ -1,4 +1,5 @@
 """Dashboard aggregates under concurrent votes on the same pairs, on PostgreSQL."""
+
 import random
 import threading
 
@@ -6,7 +7,6 @@ import pytest
 from django.db import connection
 
 from dashboard import aggregates
-
 from labeling import services
 from preferences.records import ImportedVote, PreferenceRecord
 from tests.conftest import make_records, make_user
@@ -32,11 +32,12 @@ def _fold_until(done: threading.Event, project, folded: list[int]) -> None:
 
 def _thread(barrier: threading.Barrier, errors: list[BaseException], work, *args) -> threading.Thread:
     """A thread that starts `work` with the others, records what it raises, and closes its connection."""
+
     def run():
         try:
             barrier.wait()
             work(*args)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the tests' assertions
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -107,8 +108,10 @@ def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebui
 
     def import_votes():
         for batch in range(6):  # each batch: a new external annotator votes on every pair
-            voted = [PreferenceRecord(r.prompt, r.response_a, r.response_b, (ImportedVote(f"bulk-{batch}", "b"),))
-                     for r in records]
+            voted = [
+                PreferenceRecord(r.prompt, r.response_a, r.response_b, (ImportedVote(f"bulk-{batch}", "b"),))
+                for r in records
+            ]
             services.pairs_import_batch(project=project, records=voted, shuffle_sides=False)
 
     threads = [_thread(barrier, errors, _vote_until_done, project, u, i) for i, u in enumerate(users)]

@@ -1,4 +1,5 @@
 """The dashboard page, its annotator pages and CSV downloads: who sees what, and what it shows."""
+
 from __future__ import annotations
 
 import csv
@@ -23,10 +24,19 @@ def test_reviewer_sees_figures_flags_and_sample_sizes(client, project, filled, r
     # then it renders every section with the figures' sample sizes
     assert response.status_code == 200
     html = response.content.decode()
-    for anchor in ('id="stat-percent-agreement"', 'id="stat-fleiss-kappa"', 'id="stat-krippendorff-alpha"',
-                   'id="stat-model-vs-human"', 'id="stat-human-ceiling"', 'id="chart-versions"',
-                   'id="chart-learning-curve"', 'id="chart-calibration"', 'id="chart-length-buckets"',
-                   'id="dashboard-data"', 'id="annotator-table"'):
+    for anchor in (
+        'id="stat-percent-agreement"',
+        'id="stat-fleiss-kappa"',
+        'id="stat-krippendorff-alpha"',
+        'id="stat-model-vs-human"',
+        'id="stat-human-ceiling"',
+        'id="chart-versions"',
+        'id="chart-learning-curve"',
+        'id="chart-calibration"',
+        'id="chart-length-buckets"',
+        'id="dashboard-data"',
+        'id="annotator-table"',
+    ):
         assert anchor in html
     payload = response.context["d"]
     assert f"n = {payload['fleiss_kappa']['n']}" in html
@@ -70,8 +80,10 @@ def test_empty_project_renders_without_figures(client, project, reviewer_user):
     assert "No active model version has scored held-out pairs yet." in response.content.decode()
 
 
-@pytest.mark.parametrize("chart", ["versions", "learning_curve", "calibration", "length_buckets", "agreement",
-                                   "votes_per_pair", "annotators"])
+@pytest.mark.parametrize(
+    "chart",
+    ["versions", "learning_curve", "calibration", "length_buckets", "agreement", "votes_per_pair", "annotators"],
+)
 def test_each_chart_has_a_csv_of_its_data(client, project, filled, reviewer_user, chart):
     client.force_login(reviewer_user)
     response = client.get(reverse("dashboard-csv", args=[project.slug, chart]))

@@ -1,12 +1,13 @@
 """`manage.py fold_aggregates`: the beat task's fold, from the shell."""
+
 import json
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling import services
 from dashboard.models import AnnotatorStats
+from labeling import services
 from labeling.models import Vote
 
 

@@ -1,4 +1,5 @@
 """GET /api/v1/projects/{slug}/metrics: every dashboard figure, checked against the reference packages."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,18 @@ def test_reviewer_gets_every_figure(client, project, django_user_model, reviewer
     for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "model_vs_human", "human_ceiling"):
         assert set(body[key]) >= {"value", "ci", "n"}
         assert body[key]["value"] is not None and len(body[key]["ci"]) == 2
-    for key in ("model_vs_ceiling", "annotators", "versions", "red_flags", "learning_curve", "calibration",
-                "length_buckets", "votes_per_pair", "sample", "active_version"):
+    for key in (
+        "model_vs_ceiling",
+        "annotators",
+        "versions",
+        "red_flags",
+        "learning_curve",
+        "calibration",
+        "length_buckets",
+        "votes_per_pair",
+        "sample",
+        "active_version",
+    ):
         assert key in body
     assert [v["number"] for v in body["versions"]] == [1, 2]
     assert body["model_vs_ceiling"]["higher"] in ("model", "humans", "equal")
@@ -75,8 +86,9 @@ def test_bearer_token_of_an_admin_works_and_paging_is_bounded(client, project, d
     response = client.get(URL.format(project.slug) + "?per_page=2&page=2", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 200
     assert response.json()["annotators"]["page"] == 2 and len(response.json()["annotators"]["rows"]) == 2
-    assert client.get(URL.format(project.slug) + "?per_page=100000",
-                      HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 422
+    assert (
+        client.get(URL.format(project.slug) + "?per_page=100000", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 422
+    )
     assert client.get(URL.format("missing"), HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 404
 
 
@@ -87,8 +99,10 @@ def test_figures_match_packages_with_ties_and_missing_votes(client, project, rev
     for i in range(120):
         truth = rng.choice("ab")
         voters = rng.sample(range(5), rng.randint(1, 5))
-        votes = tuple(ImportedVote(f"r{k}", truth if rng.random() < 0.7 else rng.choice(["a", "b", "tie", "both_bad"]))
-                      for k in voters)
+        votes = tuple(
+            ImportedVote(f"r{k}", truth if rng.random() < 0.7 else rng.choice(["a", "b", "tie", "both_bad"]))
+            for k in voters
+        )
         records.append(PreferenceRecord(prompt=f"q{i}", response_a=f"a{i}", response_b=f"b{i}", votes=votes))
     services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
     client.force_login(reviewer_user)

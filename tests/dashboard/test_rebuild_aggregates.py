@@ -1,13 +1,13 @@
 """`manage.py rebuild_aggregates` repairs the dashboard tables from the vote table."""
+
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from dashboard import aggregates
-
-from labeling import services
 from dashboard.models import AnnotatorStats, TallyBucket
+from labeling import services
 
 
 def test_rebuild_restores_aggregates_after_they_were_lost(project, pairs, annotator_user):

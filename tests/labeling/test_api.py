@@ -1,4 +1,5 @@
 """The JSON labeling API: token or session auth, raw text out, votes in."""
+
 import json
 
 import pytest
@@ -155,8 +156,12 @@ def test_vote_and_next_stores_the_vote_and_leases_the_next_pair(client, project,
     assert response.status_code == 201
     body = response.json()
     stored = Vote.objects.get()
-    assert body["vote"] == {"vote_id": stored.pk, "choice": stored.choice, "shown_left": stored.shown_left,
-                            "created": True}
+    assert body["vote"] == {
+        "vote_id": stored.pk,
+        "choice": stored.choice,
+        "shown_left": stored.shown_left,
+        "created": True,
+    }
     right_text = stored.pair.response_b if stored.shown_left == "a" else stored.pair.response_a
     assert right_text == first["right"] and stored.choice != stored.shown_left
     # and the next pair is another one, leased to this annotator, in raw text

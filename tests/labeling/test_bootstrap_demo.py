@@ -1,4 +1,5 @@
 """`manage.py bootstrap_demo`: the demo users and project that `make run` starts with."""
+
 from io import StringIO
 
 from django.contrib.auth import get_user_model
@@ -26,7 +27,9 @@ def test_creates_users_in_their_roles_and_prints_passwords_once(db, monkeypatch)
     second = run_bootstrap()
     users = {u.username: u for u in get_user_model().objects.all()}
     assert {n: [g.name for g in u.groups.all()] for n, u in users.items()} == {
-        "admin": ["admin"], "reviewer": ["reviewer"], "annotator": ["annotator"],
+        "admin": ["admin"],
+        "reviewer": ["reviewer"],
+        "annotator": ["annotator"],
     }
     assert users["admin"].is_superuser and not users["reviewer"].is_staff
     # a generated password is printed once, and works

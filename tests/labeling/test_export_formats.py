@@ -1,4 +1,5 @@
 """Export formats: trl majority rows, pseudonymous votes, pairwise, CSV safety, parquet row groups."""
+
 from __future__ import annotations
 
 import csv
@@ -11,16 +12,20 @@ from django.urls import reverse
 
 from labeling import services
 from labeling.exporting import annotator_pseudonym, export_rows, export_to_path
-from preferences.writers import write_parquet
 from labeling.models import Annotator, Pair
 from preferences.records import ImportedVote, PreferenceRecord
+from preferences.writers import write_parquet
 
 
 def record(i: int, *votes: tuple[str, str, int | None], prompt: str | None = None) -> PreferenceRecord:
     return PreferenceRecord(
-        prompt=prompt or f"Question {i}?", response_a=f"answer A{i}", response_b=f"answer B{i}",
-        votes=tuple(ImportedVote(name, choice, strength, f"because {name}" if strength else "")
-                    for name, choice, strength in votes),
+        prompt=prompt or f"Question {i}?",
+        response_a=f"answer A{i}",
+        response_b=f"answer B{i}",
+        votes=tuple(
+            ImportedVote(name, choice, strength, f"because {name}" if strength else "")
+            for name, choice, strength in votes
+        ),
         external_id=f"ext-{i}",
     )
 
@@ -28,19 +33,28 @@ def record(i: int, *votes: tuple[str, str, int | None], prompt: str | None = Non
 @pytest.fixture
 def labelled(db, annotator_user):
     """Pairs with a/b majorities, a tie majority, a split vote, no votes, and one app vote."""
-    project = services.project_create(slug="exp", name="Exp", ask_strength=True, ask_rationale=True,
-                                      test_percent=50)
+    project = services.project_create(slug="exp", name="Exp", ask_strength=True, ask_rationale=True, test_percent=50)
     project.members.add(annotator_user)
-    services.pairs_import_batch(project=project, shuffle_sides=False, records=[
-        record(0, ("r1", "a", 3), ("r2", "a", 1), ("r3", "b", None)),   # a wins, strengths 3 and 1
-        record(1, ("r1", "b", None), ("r2", "b", None)),                 # b wins, no strength
-        record(2, ("r1", "tie", None), ("r2", "tie", None), ("r3", "a", None)),  # tie majority: left out
-        record(3, ("r1", "a", None), ("r2", "b", None)),                 # split: left out
-        record(4),                                                       # unlabeled
-    ])
+    services.pairs_import_batch(
+        project=project,
+        shuffle_sides=False,
+        records=[
+            record(0, ("r1", "a", 3), ("r2", "a", 1), ("r3", "b", None)),  # a wins, strengths 3 and 1
+            record(1, ("r1", "b", None), ("r2", "b", None)),  # b wins, no strength
+            record(2, ("r1", "tie", None), ("r2", "tie", None), ("r3", "a", None)),  # tie majority: left out
+            record(3, ("r1", "a", None), ("r2", "b", None)),  # split: left out
+            record(4),  # unlabeled
+        ],
+    )
     assignment = services.assignment_next(project=project, user=annotator_user)
-    services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left", strength=2,
-                         rationale="=clearer", latency_ms=1234)
+    services.vote_submit(
+        assignment_id=assignment.pk,
+        user=annotator_user,
+        choice="left",
+        strength=2,
+        rationale="=clearer",
+        latency_ms=1234,
+    )
     return project
 
 
@@ -79,7 +93,7 @@ def test_votes_rows_are_pseudonymous_and_stable(labelled, annotator_user):
     assert app_vote["annotator"] == annotator_pseudonym(annotator_id=user_annotator.pk)
     assert app_vote["shown_left"] in ("a", "b") and app_vote["strength"] == 2 and app_vote["rationale"] == "=clearer"
     assert app_vote["created_at"].endswith("+00:00")
-    assert not any("alice" in json.dumps(r) or "r1" == r["annotator"] for r in first)
+    assert not any("alice" in json.dumps(r) or r["annotator"] == "r1" for r in first)
 
 
 def test_pseudonyms_change_with_the_secret_key(labelled, settings):
@@ -123,18 +137,22 @@ def test_pairs_are_read_in_chunks_not_one_query_per_pair(labelled, django_assert
 
 def test_csv_cells_that_look_like_formulas_are_neutralised(project, tmp_path):
     # given texts a spreadsheet would run
-    texts = ["=HYPERLINK(\"http://x\")", "+1+1", "-2", "@SUM(A1)", "'=already quoted"]
-    services.pairs_import_batch(project=project, shuffle_sides=False, records=[
-        PreferenceRecord(prompt=t, response_a="safe a", response_b=t + " b", votes=(ImportedVote("=cmd", "a"),))
-        for t in texts
-    ])
+    texts = ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)", "'=already quoted"]
+    services.pairs_import_batch(
+        project=project,
+        shuffle_sides=False,
+        records=[
+            PreferenceRecord(prompt=t, response_a="safe a", response_b=t + " b", votes=(ImportedVote("=cmd", "a"),))
+            for t in texts
+        ],
+    )
     # when
     export_to_path(project=project, fmt="pairwise", path=tmp_path / "out.csv")
     # then no cell starts with a formula character
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
         cells = [cell for row in csv.reader(fh) for cell in row]
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
-    assert "'=HYPERLINK(\"http://x\")" in cells and "''=already quoted" in cells
+    assert '\'=HYPERLINK("http://x")' in cells and "''=already quoted" in cells
     assert any('"annotator":"=cmd"' in c and c.startswith("[") for c in cells)  # inside JSON: inert
 
 
@@ -155,8 +173,9 @@ def test_command_prints_summary_and_refuses_to_overwrite(labelled, tmp_path):
     out = io.StringIO()
     path = tmp_path / "trl.jsonl"
     # when
-    call_command("export_preferences", "--project", "exp", "--format", "trl", "-o", str(path), "--no-progress",
-                 stdout=out)
+    call_command(
+        "export_preferences", "--project", "exp", "--format", "trl", "-o", str(path), "--no-progress", stdout=out
+    )
     # then
     # (pairs 0 and 1 have majorities; the app vote went to the least-served pair, 4)
     assert json.loads(out.getvalue().strip().splitlines()[-1]) == {"rows": 3, "path": str(path)}
@@ -173,8 +192,10 @@ def test_admin_downloads_each_file_type(client, admin_user, labelled, file_type)
     # given
     client.force_login(admin_user)
     # when
-    response = client.get(reverse("project-export-download", args=["exp"]),
-                          {"format": "pairwise", "split": "all", "min_votes": "0", "file_type": file_type})
+    response = client.get(
+        reverse("project-export-download", args=["exp"]),
+        {"format": "pairwise", "split": "all", "min_votes": "0", "file_type": file_type},
+    )
     # then
     body = b"".join(response.streaming_content)
     assert response.status_code == 200

@@ -1,4 +1,5 @@
 """Import -> export -> import is the identity on content and votes, in every file type."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,15 @@ from labeling.importing import pairs_import
 from preferences.readers import source_from_path
 
 TRICKY_TEXTS = [
-    "=SUM(A1:A9)", "+1 555 0100", "-- a dash list", "@mention", "'=already quoted", "''@twice",
-    "comma, \"quotes\" and\nnewlines", "unicode: naïve café 日本語 🙂", "[{\"role\": \"user\"}] looks like JSON",
+    "=SUM(A1:A9)",
+    "+1 555 0100",
+    "-- a dash list",
+    "@mention",
+    "'=already quoted",
+    "''@twice",
+    'comma, "quotes" and\nnewlines',
+    "unicode: naïve café 日本語 🙂",
+    '[{"role": "user"}] looks like JSON',
 ]
 
 
@@ -22,19 +30,24 @@ def source_rows() -> list[dict]:
     for i in range(40):
         text = TRICKY_TEXTS[i % len(TRICKY_TEXTS)]
         votes = [
-            {"annotator": f"ann-{k}", "choice": choices[(i + k) % 4],
-             "strength": (k % 3) + 1 if choices[(i + k) % 4] in "ab" and k else None,
-             "rationale": f"{text} / reason {k}" if k == 1 else ""}
+            {
+                "annotator": f"ann-{k}",
+                "choice": choices[(i + k) % 4],
+                "strength": (k % 3) + 1 if choices[(i + k) % 4] in "ab" and k else None,
+                "rationale": f"{text} / reason {k}" if k == 1 else "",
+            }
             for k in range(i % 4)
         ]
-        rows.append({
-            "id": f"src-{i}" if i % 5 else None,
-            "prompt": f"{text} — prompt {i}",
-            "response_a": f"{text} — first answer {i}",
-            "response_b": f"second answer {i}: {text}",
-            "votes": votes,
-            "metadata": {"source": "test", "n": i, "nested": {"list": [1, "two", None]}} if i % 3 else {},
-        })
+        rows.append(
+            {
+                "id": f"src-{i}" if i % 5 else None,
+                "prompt": f"{text} — prompt {i}",
+                "response_a": f"{text} — first answer {i}",
+                "response_b": f"second answer {i}: {text}",
+                "votes": votes,
+                "metadata": {"source": "test", "n": i, "nested": {"list": [1, "two", None]}} if i % 3 else {},
+            }
+        )
     return rows
 
 

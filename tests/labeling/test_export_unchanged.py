@@ -5,6 +5,7 @@ moved out of labeling and the trainer (commit 87027e8), on the fixture in
 export_fixture.py. A change to an export format must change them on
 purpose, with a note in docs/import_export.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,9 @@ EXPECTED: dict[str, str] = {
 def fixture_project(db, settings):
     settings.SECRET_KEY = "a-fixed-key-for-the-export-digests"
     project = services.project_create(slug="frozen", name="Frozen", test_percent=40)
-    services.pairs_import_batch(project=project, records=fixture_records(PreferenceRecord, ImportedVote),
-                                shuffle_sides=True)
+    services.pairs_import_batch(
+        project=project, records=fixture_records(PreferenceRecord, ImportedVote), shuffle_sides=True
+    )
     return project
 
 

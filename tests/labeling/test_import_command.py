@@ -1,4 +1,5 @@
 """`manage.py import_pairs`: formats, file types, summary line, failures, idempotence."""
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,13 @@ def write_jsonl(path: Path, rows) -> Path:
 def pairwise_rows(n: int, annotators=("ann-1", "ann-2", "ann-3")):
     choices = ["a", "b", "tie", "both_bad"]
     return [
-        {"id": f"row-{i}", "prompt": f"Question {i}?", "response_a": f"Answer A{i}", "response_b": f"Answer B{i}",
-         "votes": [{"annotator": a, "choice": choices[(i + k) % 4]} for k, a in enumerate(annotators[: i % 4])]}
+        {
+            "id": f"row-{i}",
+            "prompt": f"Question {i}?",
+            "response_a": f"Answer A{i}",
+            "response_b": f"Answer B{i}",
+            "votes": [{"annotator": a, "choice": choices[(i + k) % 4]} for k, a in enumerate(annotators[: i % 4])],
+        }
         for i in range(n)
     ]
 
@@ -52,7 +58,10 @@ def test_pairwise_import_prints_json_summary_last_and_is_idempotent(project, tmp
     assert "writing" in err  # the tqdm bar
     assert Pair.objects.filter(project=project).count() == 20
     assert set(Annotator.objects.filter(votes__project=project).values_list("external_id", flat=True)) == {
-        "ann-1", "ann-2", "ann-3"}
+        "ann-1",
+        "ann-2",
+        "ann-3",
+    }
     assert Pair.objects.get(external_id="row-3").vote_count == 3
 
 
@@ -65,8 +74,14 @@ def test_failure_exits_non_zero_naming_line_and_field(tmp_path, settings):
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)
     # when run from the shell against the test database
     env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"])}
-    done = subprocess.run([sys.executable, "manage.py", "import_pairs", "--project", "shell", str(path)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_pairs", "--project", "shell", str(path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # then
     assert done.returncode == 1
     assert "line 3: response_b is empty" in done.stderr
@@ -94,10 +109,15 @@ def test_trl_rows_get_shuffled_sides_and_a_vote_for_the_chosen_text(project, tmp
 def test_trl_hh_transcripts_and_conversational_rows(project, tmp_path):
     # given the implicit-prompt HH shape and the conversational shape
     rows = [
-        {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Name a colour\n\nAssistant: Blue",
-         "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Name a colour\n\nAssistant: No"},
-        {"prompt": [{"role": "user", "content": "2+2?"}],
-         "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]},
+        {
+            "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Name a colour\n\nAssistant: Blue",
+            "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Name a colour\n\nAssistant: No",
+        },
+        {
+            "prompt": [{"role": "user", "content": "2+2?"}],
+            "chosen": [{"role": "assistant", "content": "4"}],
+            "rejected": [{"role": "assistant", "content": "5"}],
+        },
     ]
     path = write_jsonl(tmp_path / "trl.jsonl", rows)
     # when
@@ -168,8 +188,9 @@ def test_save_to_disk_folder_with_votes_as_nested_lists(project, tmp_path):
 
     rows = pairwise_rows(6)
     for r in rows:
-        r["votes"] = [{"annotator": v["annotator"], "choice": v["choice"], "strength": None, "rationale": ""}
-                      for v in r["votes"]]
+        r["votes"] = [
+            {"annotator": v["annotator"], "choice": v["choice"], "strength": None, "rationale": ""} for v in r["votes"]
+        ]
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
     # when
     summary, _ = run("--project", project.slug, str(tmp_path / "ds"))
@@ -183,8 +204,16 @@ def test_pandalm_testset_three_annotators_with_ties(db):
     # when imported whole, it fails on the first such row; with --skip-invalid the rest goes in
     with pytest.raises(CommandError, match=r"line \d+: response1 is empty"):
         run("--project", "pandalm", "--create-project", "--format", "pandalm", str(PANDALM))
-    summary, _ = run("--project", "pandalm", "--create-project", "--format", "pandalm", "--skip-invalid",
-                     "--no-progress", str(PANDALM))
+    summary, _ = run(
+        "--project",
+        "pandalm",
+        "--create-project",
+        "--format",
+        "pandalm",
+        "--skip-invalid",
+        "--no-progress",
+        str(PANDALM),
+    )
     # then
     assert summary["created"] + summary["duplicates"] + summary["skipped"] == 999
     assert summary["votes"] == 3 * summary["created"]

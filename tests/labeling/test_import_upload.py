@@ -1,4 +1,5 @@
 """The admin upload form: permissions, the size cap (413), CSRF, inline and queued imports."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,15 @@ from labeling.tasks import import_job_run_task
 
 def jsonl_bytes(n: int, start: int = 0) -> bytes:
     return "".join(
-        json.dumps({"prompt": f"Q{i}", "response_a": f"A{i}", "response_b": f"B{i}",
-                    "votes": [{"annotator": "up-1", "choice": "a"}]}) + "\n"
+        json.dumps(
+            {
+                "prompt": f"Q{i}",
+                "response_a": f"A{i}",
+                "response_b": f"B{i}",
+                "votes": [{"annotator": "up-1", "choice": "a"}],
+            }
+        )
+        + "\n"
         for i in range(start, start + n)
     ).encode()
 
@@ -33,8 +41,11 @@ def stored_uploads(directory) -> list[str]:
 
 
 def post_file(client, project, content: bytes, name="pairs.jsonl", **headers):
-    return client.post(reverse("project-import", args=[project.slug]),
-                       {"file": SimpleUploadedFile(name, content), "format": "auto"}, **headers)
+    return client.post(
+        reverse("project-import", args=[project.slug]),
+        {"file": SimpleUploadedFile(name, content), "format": "auto"},
+        **headers,
+    )
 
 
 @pytest.mark.parametrize("who", ["annotator_user", "reviewer_user", "no_role_user"])
@@ -183,8 +194,15 @@ def test_duplicate_delivery_does_not_run_the_job_twice(admin_user, project, uplo
 
     path = tmp_path / "p.jsonl"
     path.write_bytes(jsonl_bytes(3))
-    job = import_jobs.import_job_create(project=project, user=admin_user, upload_path=path, file_name="p.jsonl",
-                                        file_size=path.stat().st_size, fmt="auto", skip_invalid=False)
+    job = import_jobs.import_job_create(
+        project=project,
+        user=admin_user,
+        upload_path=path,
+        file_name="p.jsonl",
+        file_size=path.stat().st_size,
+        fmt="auto",
+        skip_invalid=False,
+    )
     assert import_jobs.import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
     # when the task is delivered again
     again = import_jobs.import_job_run(job_id=job.pk)

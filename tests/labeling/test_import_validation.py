@@ -1,4 +1,5 @@
 """Bad input gets a clear error naming the line and field, and writes nothing."""
+
 from __future__ import annotations
 
 import gzip
@@ -12,8 +13,12 @@ from labeling.importing import ImportFailed, pairs_import, pairs_import_validate
 from labeling.models import Annotator, Pair, Vote
 from preferences.readers import ReadError, source_from_path
 
-GOOD = {"prompt": "Explain tides.", "response_a": "The moon pulls the sea.", "response_b": "Magic.",
-        "votes": [{"annotator": "ann-1", "choice": "a"}]}
+GOOD = {
+    "prompt": "Explain tides.",
+    "response_a": "The moon pulls the sea.",
+    "response_b": "Magic.",
+    "votes": [{"annotator": "ann-1", "choice": "a"}],
+}
 
 
 def write_jsonl(path, rows):
@@ -34,11 +39,21 @@ MALFORMED = [
     ("NUL byte", with_(response_a="a\u0000b"), "line 2: response_a contains a NUL byte"),
     ("over the limit", with_(response_a="x" * 201), "line 2: response_a is 201 characters; the limit is 200"),
     ("bad choice", with_(votes=[{"annotator": "z", "choice": "left"}]), "line 2: votes[0].choice must be one of"),
-    ("bad strength", with_(votes=[{"annotator": "z", "choice": "a", "strength": 7}]), "votes[0].strength must be 1, 2 or 3"),
-    ("annotator twice", with_(votes=[{"annotator": "z", "choice": "a"}, {"annotator": "z", "choice": "b"}]),
-     "votes[1].annotator 'z' votes twice"),
-    ("unpaired surrogate", '{"prompt": "p\\ud800", "response_a": "a", "response_b": "b"}',
-     "line 2: prompt holds an unpaired surrogate"),
+    (
+        "bad strength",
+        with_(votes=[{"annotator": "z", "choice": "a", "strength": 7}]),
+        "votes[0].strength must be 1, 2 or 3",
+    ),
+    (
+        "annotator twice",
+        with_(votes=[{"annotator": "z", "choice": "a"}, {"annotator": "z", "choice": "b"}]),
+        "votes[1].annotator 'z' votes twice",
+    ),
+    (
+        "unpaired surrogate",
+        '{"prompt": "p\\ud800", "response_a": "a", "response_b": "b"}',
+        "line 2: prompt holds an unpaired surrogate",
+    ),
     ("NUL in metadata", with_(metadata={"k": "a\u0000"}), "line 2: metadata.k holds a NUL"),
     ("NUL in annotator", with_(votes=[{"annotator": "a\u0000", "choice": "a"}]), "votes[0].annotator holds a NUL"),
     ("not an object", "[1, 2]", "line 2: row must be a JSON object, got list"),
@@ -80,8 +95,10 @@ def test_invalid_utf8_line_names_the_line(project, tmp_path):
 
 def test_hh_transcripts_without_shared_prefix_name_the_field(project, tmp_path):
     # given
-    path = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": "\n\nHuman: hi\n\nAssistant: hello",
-                                                 "rejected": "\n\nHuman: bye\n\nAssistant: go"}])
+    path = write_jsonl(
+        tmp_path / "hh.jsonl",
+        [{"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: bye\n\nAssistant: go"}],
+    )
     # when / then
     with pytest.raises(ImportFailed, match="line 1: rejected does not share a conversation prefix"):
         pairs_import(project=project, source=source_from_path(path))
@@ -107,8 +124,10 @@ def test_empty_file_is_an_error(project, tmp_path):
 
 def test_skip_invalid_writes_valid_rows_and_reports_each_skipped_line(project, tmp_path):
     # given
-    path = write_jsonl(tmp_path / "rows.jsonl",
-                       [GOOD, with_(prompt=""), {**GOOD, "prompt": "two"}, "not json", {**GOOD, "prompt": "three"}])
+    path = write_jsonl(
+        tmp_path / "rows.jsonl",
+        [GOOD, with_(prompt=""), {**GOOD, "prompt": "two"}, "not json", {**GOOD, "prompt": "three"}],
+    )
     reported = []
     # when
     summary = pairs_import(project=project, source=source_from_path(path), skip_invalid=True, on_skip=reported.append)
@@ -153,10 +172,28 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
-row_keys = st.sampled_from(["prompt", "response_a", "response_b", "chosen", "rejected", "votes", "metadata", "id",
-                            "margin", "annotator", "choice", "strength", "rationale", "role", "content"])
-rows = st.dictionaries(row_keys, json_values | st.lists(st.dictionaries(row_keys, json_values, max_size=4), max_size=3),
-                       max_size=7)
+row_keys = st.sampled_from(
+    [
+        "prompt",
+        "response_a",
+        "response_b",
+        "chosen",
+        "rejected",
+        "votes",
+        "metadata",
+        "id",
+        "margin",
+        "annotator",
+        "choice",
+        "strength",
+        "rationale",
+        "role",
+        "content",
+    ]
+)
+rows = st.dictionaries(
+    row_keys, json_values | st.lists(st.dictionaries(row_keys, json_values, max_size=4), max_size=3), max_size=7
+)
 
 
 @pytest.mark.django_db
@@ -195,12 +232,15 @@ def test_arbitrary_json_rows_are_rejected_clearly_or_stored_on_postgresql(projec
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("bad", [
-    '{"prompt": "p", "response_a": "a", "response_b": "b", "metadata": {"k": "\\u0000"}}',
-    '{"prompt": "p", "response_a": "a", "response_b": "b", "id": "x\\u0000"}',
-    '{"prompt": "p\\udfff", "response_a": "a", "response_b": "b"}',
-    '{"prompt": "p", "response_a": "a", "response_b": "b", "votes": [{"annotator": "\\ud800", "choice": "a"}]}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"prompt": "p", "response_a": "a", "response_b": "b", "metadata": {"k": "\\u0000"}}',
+        '{"prompt": "p", "response_a": "a", "response_b": "b", "id": "x\\u0000"}',
+        '{"prompt": "p\\udfff", "response_a": "a", "response_b": "b"}',
+        '{"prompt": "p", "response_a": "a", "response_b": "b", "votes": [{"annotator": "\\ud800", "choice": "a"}]}',
+    ],
+)
 def test_rows_postgresql_cannot_store_are_refused_before_writing(project, tmp_path, bad):
     # given
     path = write_jsonl(tmp_path / "rows.jsonl", [GOOD, bad])

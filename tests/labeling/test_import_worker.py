@@ -1,4 +1,5 @@
 """An upload imported by a real `celery -A config worker` process over the real Redis."""
+
 from __future__ import annotations
 
 import json
@@ -19,15 +20,24 @@ def test_large_upload_runs_on_a_real_worker_and_reports_progress(client, admin_u
     settings.IMPORT_INLINE_MAX_BYTES = 0  # every upload goes to Celery
     worker = start_worker(log_dir=tmp_path / "logs", queues="default")
     rows = "".join(
-        json.dumps({"prompt": f"Q{i}", "response_a": f"A{i}", "response_b": f"B{i}",
-                    "votes": [{"annotator": "w-1", "choice": "a"}, {"annotator": "w-2", "choice": "tie"}]}) + "\n"
+        json.dumps(
+            {
+                "prompt": f"Q{i}",
+                "response_a": f"A{i}",
+                "response_b": f"B{i}",
+                "votes": [{"annotator": "w-1", "choice": "a"}, {"annotator": "w-2", "choice": "tie"}],
+            }
+        )
+        + "\n"
         for i in range(20_000)
     ).encode()
     client.force_login(admin_user)
     try:
         # when the admin uploads and watches the job page
-        response = client.post(reverse("project-import", args=[project.slug]),
-                               {"file": SimpleUploadedFile("big.jsonl", rows), "format": "pairwise"})
+        response = client.post(
+            reverse("project-import", args=[project.slug]),
+            {"file": SimpleUploadedFile("big.jsonl", rows), "format": "pairwise"},
+        )
         job = ImportJob.objects.get()
         seen = set()
 

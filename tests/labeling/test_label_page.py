@@ -1,4 +1,5 @@
 """The labeling page and its HTMX endpoints."""
+
 import re
 from html.parser import HTMLParser
 
@@ -6,7 +7,6 @@ import pytest
 from django.test import Client
 
 from dashboard import aggregates
-
 from labeling import services
 from labeling.models import Assignment, Vote
 
@@ -15,20 +15,20 @@ XSS_PAYLOADS = [
     "<img src=x onerror=alert(1)>",
     "[click](javascript:alert(1))",
     "[click](JaVaScRiPt:alert(1))",
-    "<a href=\"javascript:alert(1)\">x</a>",
+    '<a href="javascript:alert(1)">x</a>',
     "<svg onload=alert(1)>",
-    "<iframe src=\"https://evil.example\"></iframe>",
+    '<iframe src="https://evil.example"></iframe>',
     "![tracker](https://evil.example/pixel.png)",
-    "<div style=\"background:url(javascript:alert(1))\">x</div>",
+    '<div style="background:url(javascript:alert(1))">x</div>',
     "<body onload=alert(1)>",
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
     "`<script>alert(1)</script>` and ```\n<script>alert(2)</script>\n```",
     "<details open ontoggle=alert(1)>",
     "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-    "<form action=\"https://evil.example\"><input type=submit></form>",
-    "\"><script>alert(1)</script>",
-    "<object data=\"javascript:alert(1)\"></object>",
-    "<a href=\"&#106;avascript:alert(1)\">x</a>",
+    '<form action="https://evil.example"><input type=submit></form>',
+    '"><script>alert(1)</script>',
+    '<object data="javascript:alert(1)"></object>',
+    '<a href="&#106;avascript:alert(1)">x</a>',
 ]
 
 
@@ -65,7 +65,21 @@ def _active_content(html: str) -> list[str]:
     parser.feed(html)
     problems = []
     for tag, attrs in parser.tags:
-        if tag in {"script", "iframe", "img", "svg", "object", "embed", "style", "math", "link", "meta", "base", "form", "input"}:
+        if tag in {
+            "script",
+            "iframe",
+            "img",
+            "svg",
+            "object",
+            "embed",
+            "style",
+            "math",
+            "link",
+            "meta",
+            "base",
+            "form",
+            "input",
+        }:
             problems.append(tag)
         for name, value in attrs.items():
             lowered = value.strip().lower()
@@ -96,7 +110,9 @@ def test_vote_via_htmx_returns_the_next_card(client, project, pairs, annotator_u
     login(client, annotator_user).get(f"/p/{project.slug}/label/")
     assignment = Assignment.objects.get()
     response = client.post(
-        f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "right", "latency_ms": "1234"}, HTTP_HX_REQUEST="true"
+        f"/p/{project.slug}/label/{assignment.pk}/vote",
+        {"choice": "right", "latency_ms": "1234"},
+        HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 200
     vote = Vote.objects.get()
@@ -123,7 +139,9 @@ def test_double_post_gives_one_vote(client, project, pairs, annotator_user):
     assert Vote.objects.count() == 1
 
 
-def test_vote_on_a_pair_not_assigned_to_you_is_409_and_writes_nothing(client, project, pairs, annotator_user, annotator_user2):
+def test_vote_on_a_pair_not_assigned_to_you_is_409_and_writes_nothing(
+    client, project, pairs, annotator_user, annotator_user2
+):
     theirs = services.assignment_next(project=project, user=annotator_user2)
     response = login(client, annotator_user).post(f"/p/{project.slug}/label/{theirs.pk}/vote", {"choice": "left"})
     assert response.status_code == 409

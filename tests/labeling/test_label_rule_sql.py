@@ -6,6 +6,7 @@ from them through `preferences.labels`. On random vote sets, the counters
 must be the Python tally of the stored votes, and the label read from them
 the label of those votes.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,9 +41,13 @@ def test_sql_counters_and_labels_follow_the_python_rule(voters, choices):
     # given a fresh pair, all of it held out (so the snapshot keeps it even when it has no winner)
     project = services.project_create(slug=f"rule-{next(_slugs)}", name="rule", overlap_target=6, test_percent=90)
     project.members.add(*voters)
-    services.pairs_import_batch(project=project, shuffle_sides=False, records=[
-        PreferenceRecord(prompt="Which is better?", response_a="a careful answer", response_b="a sloppy one"),
-    ])
+    services.pairs_import_batch(
+        project=project,
+        shuffle_sides=False,
+        records=[
+            PreferenceRecord(prompt="Which is better?", response_a="a careful answer", response_b="a sloppy one"),
+        ],
+    )
     # when one voter after another votes through the live path (the labeling loop's SQL)
     for user, choice in zip(voters, choices):
         assignment = services.assignment_next(project=project, user=user)

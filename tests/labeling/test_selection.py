@@ -1,4 +1,5 @@
 """Next-pair selection and leases: the rules of who sees which pair when."""
+
 from datetime import timedelta
 
 import pytest
@@ -8,8 +9,8 @@ from django.utils import timezone
 from scipy.stats import binomtest
 
 from labeling import services
-from lib.errors import Conflict
 from labeling.models import Assignment, Pair, Vote
+from lib.errors import Conflict
 from tests.conftest import make_records, make_user
 
 # The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
@@ -141,8 +142,14 @@ def test_lease_statement_walks_the_queue_index_on_postgresql(project, pairs, ann
     from labeling import sql
 
     statement = sql.LEASE_STATEMENT_POSTGRESQL
-    params = {"project": project.pk, "k": 3, "annotator": 1, "left": "a", "served": timezone.now(),
-              "expires": timezone.now()}
+    params = {
+        "project": project.pk,
+        "k": 3,
+        "annotator": 1,
+        "left": "a",
+        "served": timezone.now(),
+        "expires": timezone.now(),
+    }
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE labeling_pair")
         cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table; ask which index the planner can walk

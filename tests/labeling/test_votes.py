@@ -1,15 +1,18 @@
 """Votes: stored in pair terms, exactly once, only on your own lease."""
+
 import pytest
 
 from labeling import services
-from lib.errors import Conflict, InvalidInput
 from labeling.models import Pair, Side, Vote
+from lib.errors import Conflict, InvalidInput
 
 # The labeling loop's SQL differs between SQLite and PostgreSQL: these run on both.
 pytestmark = pytest.mark.both_databases
 
 
-@pytest.mark.parametrize("screen, expected_for_left_a", [("left", "a"), ("right", "b"), ("tie", "tie"), ("both_bad", "both_bad")])
+@pytest.mark.parametrize(
+    "screen, expected_for_left_a", [("left", "a"), ("right", "b"), ("tie", "tie"), ("both_bad", "both_bad")]
+)
 def test_screen_choice_is_stored_in_pair_terms(project, pairs, annotator_user, screen, expected_for_left_a):
     assignment = services.assignment_next(project=project, user=annotator_user)
     vote, _ = services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice=screen)
@@ -70,9 +73,7 @@ def test_strength_and_rationale_are_recorded_when_asked(project, pairs, annotato
 
 def test_latency_is_capped_by_the_servers_clock(project, pairs, annotator_user):
     assignment = services.assignment_next(project=project, user=annotator_user)
-    vote, _ = services.vote_submit(
-        assignment_id=assignment.pk, user=annotator_user, choice="left", latency_ms=10**9
-    )
+    vote, _ = services.vote_submit(assignment_id=assignment.pk, user=annotator_user, choice="left", latency_ms=10**9)
     assert vote.latency_ms < 60_000
 
 
@@ -126,14 +127,25 @@ def test_durable_votes_setting_holds_for_a_late_vote_on_an_expired_lease(
         assert cursor.fetchone()[0] == expected
 
 
-@pytest.mark.parametrize("choice, strength, rationale, latency_ms, expected_latency", [
-    ("left", 2, "clearer", 1500, 1500),
-    ("right", None, "", None, 5000),  # no client figure: the server's
-    ("tie", None, "", 10**9, 5000),  # over the server's: capped
-    ("both_bad", None, "", 0, 0),
-])
+@pytest.mark.parametrize(
+    "choice, strength, rationale, latency_ms, expected_latency",
+    [
+        ("left", 2, "clearer", 1500, 1500),
+        ("right", None, "", None, 5000),  # no client figure: the server's
+        ("tie", None, "", 10**9, 5000),  # over the server's: capped
+        ("both_bad", None, "", 0, 0),
+    ],
+)
 def test_the_one_statement_vote_stores_what_the_full_path_stores(
-    project, pairs, annotator_user, annotator_user2, monkeypatch, choice, strength, rationale, latency_ms,
+    project,
+    pairs,
+    annotator_user,
+    annotator_user2,
+    monkeypatch,
+    choice,
+    strength,
+    rationale,
+    latency_ms,
     expected_latency,
 ):
     """On PostgreSQL a vote on a live lease is one statement (sql.vote_record_on_live_lease);
@@ -159,8 +171,13 @@ def test_the_one_statement_vote_stores_what_the_full_path_stores(
         assignment = services.assignment_next(project=project, user=user)
         before = Pair.objects.get(pk=assignment.pair_id)
         vote, created = services.vote_submit(
-            assignment_id=assignment.pk, user=user, choice=choice, strength=strength, rationale=rationale,
-            latency_ms=latency_ms, now=assignment.served_at + timedelta(seconds=5),
+            assignment_id=assignment.pk,
+            user=user,
+            choice=choice,
+            strength=strength,
+            rationale=rationale,
+            latency_ms=latency_ms,
+            now=assignment.served_at + timedelta(seconds=5),
         )
         row, after = Vote.objects.get(pk=vote.pk), Pair.objects.get(pk=assignment.pair_id)
         fields = ("choice", "shown_left", "strength", "rationale", "latency_ms", "in_aggregates")
@@ -168,12 +185,21 @@ def test_the_one_statement_vote_stores_what_the_full_path_stores(
         screen = {assignment.left: "left", assignment.right: "right"}
         counted = {
             "votes": after.vote_count - before.vote_count,
-            screen[Side.A]: after.votes_a - before.votes_a, screen[Side.B]: after.votes_b - before.votes_b,
+            screen[Side.A]: after.votes_a - before.votes_a,
+            screen[Side.B]: after.votes_b - before.votes_b,
             "tie": after.votes_tie - before.votes_tie,
         }
-        return (created, screen.get(row.choice, row.choice), row.shown_left == assignment.left, row.strength,
-                row.rationale, row.latency_ms, row.in_aggregates, Assignment.objects.get(pk=assignment.pk).state,
-                counted)
+        return (
+            created,
+            screen.get(row.choice, row.choice),
+            row.shown_left == assignment.left,
+            row.strength,
+            row.rationale,
+            row.latency_ms,
+            row.in_aggregates,
+            Assignment.objects.get(pk=assignment.pk).state,
+            counted,
+        )
 
     monkeypatch.setattr(sql, "vote_record_on_live_lease", spy)
     one_statement_vote = stored(annotator_user)
@@ -184,6 +210,13 @@ def test_the_one_statement_vote_stores_what_the_full_path_stores(
     assert one_statement_vote == full_path_vote
     is_tie = choice in ("tie", "both_bad")
     assert one_statement_vote == (
-        True, choice, True, strength, rationale, expected_latency, False, "voted",
+        True,
+        choice,
+        True,
+        strength,
+        rationale,
+        expected_latency,
+        False,
+        "voted",
         {"votes": 1, "left": int(choice == "left"), "right": int(choice == "right"), "tie": int(is_tie)},
     )

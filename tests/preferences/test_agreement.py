@@ -1,4 +1,5 @@
 """Agreement statistics against the reference packages (krippendorff, statsmodels)."""
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,7 @@ def brute_force_ceiling(pairs: list[list[str]]) -> float:
         for i, v in enumerate(votes):
             if ag.category_of(v) == "tie" or len(votes) < 2:
                 continue
-            others = brute_force_winner(votes[:i] + votes[i + 1:])
+            others = brute_force_winner(votes[:i] + votes[i + 1 :])
             if others is None:
                 continue
             inst += 1
@@ -59,8 +60,9 @@ full_matrix = st.integers(2, 6).flatmap(
     lambda raters: st.lists(st.lists(choice, min_size=raters, max_size=raters), min_size=2, max_size=60)
 )
 sparse_matrix = st.integers(2, 7).flatmap(
-    lambda raters: st.lists(st.lists(st.one_of(st.none(), choice), min_size=raters, max_size=raters),
-                            min_size=2, max_size=60)
+    lambda raters: st.lists(
+        st.lists(st.one_of(st.none(), choice), min_size=raters, max_size=raters), min_size=2, max_size=60
+    )
 )
 
 
@@ -107,9 +109,9 @@ def test_fleiss_generalisation_reduces_to_per_item_formula_with_unequal_votes():
     # when kappa and percent agreement are computed by hand from the definitions
     table = np.array([[sum(ag.category_of(v) == c for v in p) for c in ag.CATEGORIES] for p in pairs], float)
     n = table.sum(1)
-    p_i = ((table ** 2).sum(1) - n) / (n * (n - 1))
+    p_i = ((table**2).sum(1) - n) / (n * (n - 1))
     p_j = table.sum(0) / table.sum()
-    expected_kappa = (p_i.mean() - (p_j ** 2).sum()) / (1 - (p_j ** 2).sum())
+    expected_kappa = (p_i.mean() - (p_j**2).sum()) / (1 - (p_j**2).sum())
     # then the histogram versions agree
     assert ag.percent_agreement(counts, weights) == pytest.approx(p_i.mean())
     assert ag.fleiss_kappa(counts, weights) == pytest.approx(expected_kappa)
@@ -165,9 +167,8 @@ def test_bootstrap_needs_pairs_with_two_votes():
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (50, 100), (99, 100), (100, 100), (7, 1000)])
-def test_binomial_intervals_equal_statsmodels(k, n):
+def test_wilson_interval_equals_statsmodels(k, n):
     assert ag.wilson_interval(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-9)
-    assert ag.clopper_pearson(k, n) == pytest.approx(proportion_confint(k, n, method="beta"), abs=1e-9)
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (2, 10), (3, 10), (58, 100), (60, 100), (70, 100), (500, 1000)])

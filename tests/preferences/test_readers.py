@@ -1,4 +1,5 @@
 """File types -> (position, row): every reader, its line numbers, and its edge cases."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,8 @@ import json
 import pytest
 
 from preferences import readers
-from preferences.readers import ReadError, source_from_path
 from preferences.formats import RowError
+from preferences.readers import ReadError, source_from_path
 
 ROWS = [
     {"prompt": "p1", "response_a": "a1", "response_b": "b1", "votes": [{"annotator": "x", "choice": "a"}]},
@@ -24,7 +25,9 @@ def rows_of(path, **kwargs):
 def test_jsonl_yields_physical_line_numbers_skipping_blank_lines(tmp_path):
     # given a JSONL file with a BOM, CRLF line ends and a blank line
     path = tmp_path / "rows.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS[0]).encode() + b"\r\n\r\n" + json.dumps(ROWS[1]).encode() + b"\r\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps(ROWS[0]).encode() + b"\r\n\r\n" + json.dumps(ROWS[1]).encode() + b"\r\n"
+    )
     # when
     rows = rows_of(path)
     # then
@@ -45,8 +48,19 @@ def test_bad_jsonl_lines_become_row_errors_in_place(tmp_path):
     # given a bad JSON line, invalid UTF-8, NaN and an over-long line between good ones
     path = tmp_path / "rows.jsonl"
     good = json.dumps(ROWS[0]).encode()
-    path.write_bytes(b"\n".join([good, b"{not json", b'{"prompt": "\xff\xfe"}', b'{"margin": NaN}',
-                                 b'{"x": "' + b"y" * (2 << 20) + b'"}', good]) + b"\n")
+    path.write_bytes(
+        b"\n".join(
+            [
+                good,
+                b"{not json",
+                b'{"prompt": "\xff\xfe"}',
+                b'{"margin": NaN}',
+                b'{"x": "' + b"y" * (2 << 20) + b'"}',
+                good,
+            ]
+        )
+        + b"\n"
+    )
     # when
     rows = rows_of(path, max_chars=10)  # row byte limit: 1 MiB
     # then
@@ -107,7 +121,7 @@ def test_csv_with_bom_crlf_quoted_newlines_and_json_cells(tmp_path):
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(["prompt", "response_a", "response_b", "votes", "id"])
-        for i, r in enumerate(ROWS):
+        for _i, r in enumerate(ROWS):
             writer.writerow([r["prompt"], r["response_a"], r["response_b"], json.dumps(r["votes"]), ""])
     # when
     rows = rows_of(path)
@@ -162,8 +176,9 @@ def test_parquet_rows_decode_json_string_metadata(tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "rows.parquet"
-    pq.write_table(pa.Table.from_pylist([{"prompt": "p", "metadata": '{"k": [1, 2]}'}] * 2500), path,
-                   row_group_size=1000)
+    pq.write_table(
+        pa.Table.from_pylist([{"prompt": "p", "metadata": '{"k": [1, 2]}'}] * 2500), path, row_group_size=1000
+    )
     # when
     rows = rows_of(path)
     # then
@@ -186,8 +201,9 @@ def test_save_to_disk_folders_single_and_split(tmp_path):
 
     flat = [{k: v if k != "votes" else json.dumps(v) for k, v in r.items()} for r in ROWS]
     datasets.Dataset.from_list(flat).save_to_disk(str(tmp_path / "single"))
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(flat[:1]),
-                          "test": datasets.Dataset.from_list(flat[1:])}).save_to_disk(str(tmp_path / "splits"))
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(flat[:1]), "test": datasets.Dataset.from_list(flat[1:])}
+    ).save_to_disk(str(tmp_path / "splits"))
     # when / then
     assert [row for _, row in rows_of(tmp_path / "single")] == ROWS
     assert [row for _, row in rows_of(tmp_path / "splits", split="test")] == ROWS[1:]

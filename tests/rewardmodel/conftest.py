@@ -9,6 +9,7 @@ and the test database, with `transactional_db`. Reusable elsewhere:
     def test_other(celery_worker_factory):       # several, or other options
         worker = celery_worker_factory(queues="default", env={"X": "1"})
 """
+
 from __future__ import annotations
 
 import pytest
@@ -67,13 +68,15 @@ def labelled_records(n: int = 60, *, tie_every: int = 0, prefix: str = "prompt")
     return records
 
 
-def make_labelled_project(slug: str = "rm", *, n: int = 60, tie_every: int = 7, test_percent: int = 25, members=(),
-                          **options):
+def make_labelled_project(
+    slug: str = "rm", *, n: int = 60, tie_every: int = 7, test_percent: int = 25, members=(), **options
+):
     """A project whose pairs all carry three imported votes (see `labelled_records`)."""
     project = labeling_services.project_create(slug=slug, name=slug.upper(), test_percent=test_percent, **options)
     project.members.add(*members)
-    labeling_services.pairs_import_batch(project=project, records=labelled_records(n, tie_every=tie_every),
-                                         shuffle_sides=False)
+    labeling_services.pairs_import_batch(
+        project=project, records=labelled_records(n, tie_every=tie_every), shuffle_sides=False
+    )
     return project
 
 
@@ -84,8 +87,8 @@ def labelled_project(db, rm_settings, annotator_user):
 
 def _train_tiny_folder(folder, *, seed: int) -> None:
     """Train the tiny engine preset straight into `folder` (no database, no worker)."""
-    from rewardmodel.training import TrainConfig, train
     from preferences.records import record_to_training_pair
+    from rewardmodel.training import TrainConfig, train
 
     pairs = [record_to_training_pair(r) for r in labelled_records(40, tie_every=0)]
     train(TrainConfig.tiny(seed=seed, epochs=1, output_dir=str(folder)), pairs[:32], pairs[32:])
@@ -111,11 +114,21 @@ def make_version(project, folder, *, number: int = 1, active: bool = True, metri
     from rewardmodel import artifacts
     from rewardmodel.models import ModelVersion, TrainingRun
 
-    run = TrainingRun.objects.create(project=project, trigger=TrainingRun.Trigger.CLI,
-                                     status=TrainingRun.Status.SUCCEEDED, progress=1.0, promoted=active)
+    run = TrainingRun.objects.create(
+        project=project,
+        trigger=TrainingRun.Trigger.CLI,
+        status=TrainingRun.Status.SUCCEEDED,
+        progress=1.0,
+        promoted=active,
+    )
     return ModelVersion.objects.create(
-        project=project, run=run, number=number, artifact_dir=str(folder), is_active=active,
+        project=project,
+        run=run,
+        number=number,
+        artifact_dir=str(folder),
+        is_active=active,
         checksums=artifacts.checksums_compute(folder=folder),
-        metrics=metrics if metrics is not None else {"held_out_accuracy": 0.8, "eval_loss": 0.5,
-                                                      "reward_mean": 0.0, "reward_std": 1.0},
+        metrics=metrics
+        if metrics is not None
+        else {"held_out_accuracy": 0.8, "eval_loss": 0.5, "reward_mean": 0.0, "reward_std": 1.0},
     )

@@ -1,4 +1,5 @@
 """The retraining API: who may do what, and what the answers carry."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,8 +52,9 @@ def test_anonymous_gets_401(client, labelled_project):
     assert client.get(f"/api/v1/projects/{labelled_project.slug}/runs").status_code == 401
 
 
-def test_reviewer_reads_runs_and_versions_annotator_gets_403(client, labelled_project, reviewer_user,
-                                                            annotator_user, tiny_model_dirs):
+def test_reviewer_reads_runs_and_versions_annotator_gets_403(
+    client, labelled_project, reviewer_user, annotator_user, tiny_model_dirs
+):
     # given a finished run with a version, and a queued one
     version = make_version(labelled_project, tiny_model_dirs[0])
     TrainingRun.objects.filter(pk=version.run_id).update(metrics={"held_out_accuracy": 0.8})
@@ -69,8 +71,11 @@ def test_reviewer_reads_runs_and_versions_annotator_gets_403(client, labelled_pr
     assert versions[0]["number"] == 1 and versions[0]["is_active"] is True
     # and an annotator gets 403 on each
     annotator = _auth(annotator_user)
-    for url in (f"/api/v1/projects/{labelled_project.slug}/runs", f"/api/v1/runs/{queued.pk}",
-                f"/api/v1/projects/{labelled_project.slug}/versions"):
+    for url in (
+        f"/api/v1/projects/{labelled_project.slug}/runs",
+        f"/api/v1/runs/{queued.pk}",
+        f"/api/v1/projects/{labelled_project.slug}/versions",
+    ):
         assert client.get(url, **annotator).status_code == 403
 
 

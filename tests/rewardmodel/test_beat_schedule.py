@@ -1,4 +1,5 @@
 """A scheduled retrain on its own: real celery beat (database scheduler), real worker, real Redis."""
+
 from __future__ import annotations
 
 import time
@@ -7,12 +8,13 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from dashboard import schedules as dashboard_schedules
 from dashboard.models import AnnotatorStats
-
 from labeling.models import Assignment, Vote
+from lib.beat import periodic_tasks_ensure
+from rewardmodel import schedules as rewardmodel_schedules
 from rewardmodel import services
 from rewardmodel.models import ModelVersion, TrainingRun
-from lib.beat import periodic_tasks_ensure, periodic_tasks_registered
 from tests.rewardmodel.conftest import make_labelled_project
 from tests.rewardmodel.workers import start_beat, wait_for
 
@@ -37,8 +39,9 @@ def test_a_renamed_task_keeps_its_row_and_follows_the_code(db):
     # given a row from before the fold task moved to the dashboard app, with an edited interval
     periodic_tasks_ensure()
     every_ten, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.filter(task="dashboard.aggregates_fold").update(task="labeling.aggregates_fold",
-                                                                       interval=every_ten)
+    PeriodicTask.objects.filter(task="dashboard.aggregates_fold").update(
+        task="labeling.aggregates_fold", interval=every_ten
+    )
     # when the rows are ensured
     periodic_tasks_ensure()
     # then the same row runs the task under its new name, at the edited interval
@@ -47,9 +50,11 @@ def test_a_renamed_task_keeps_its_row_and_follows_the_code(db):
 
 
 def test_each_periodic_task_is_declared_once_by_the_app_that_runs_it():
-    specs = periodic_tasks_registered()
+    specs = [*rewardmodel_schedules.SCHEDULES, *dashboard_schedules.SCHEDULES]
     assert sorted(s.task for s in specs) == [
-        "dashboard.aggregates_fold", "rewardmodel.tasks.reconcile_runs", "rewardmodel.tasks.retrain_due_projects",
+        "dashboard.aggregates_fold",
+        "rewardmodel.tasks.reconcile_runs",
+        "rewardmodel.tasks.retrain_due_projects",
     ]
     assert len({s.name for s in specs}) == len(specs)
     # and no migration holds a copy of them any more
@@ -59,8 +64,9 @@ def test_each_periodic_task_is_declared_once_by_the_app_that_runs_it():
         assert "PeriodicTask" not in migration.read_text(), migration
 
 
-def test_after_n_new_votes_beat_retrains_on_its_own(transactional_db, rm_settings, annotator_user, client,
-                                                    celery_worker, tmp_path):
+def test_after_n_new_votes_beat_retrains_on_its_own(
+    transactional_db, rm_settings, annotator_user, client, celery_worker, tmp_path
+):
     # given a project one vote short of its threshold, and beat checking every second
     project = make_labelled_project(members=[annotator_user], overlap_target=4)
     services.retrain_policy_update(project=project, min_new_votes=Vote.objects.filter(project=project).count() + 1)
@@ -78,19 +84,22 @@ def test_after_n_new_votes_beat_retrains_on_its_own(transactional_db, rm_setting
         assignment = Assignment.objects.get(annotator__user=annotator_user)
         client.post(reverse("label-vote", args=[project.slug, assignment.pk]), {"choice": "left"})
         # then a scheduled run appears by itself and produces a live version
-        run = wait_for(lambda: TrainingRun.objects.filter(project=project).first(), timeout=30,
-                       what="a scheduled run")
+        run = wait_for(lambda: TrainingRun.objects.filter(project=project).first(), timeout=30, what="a scheduled run")
         assert run.trigger == TrainingRun.Trigger.SCHEDULE
-        run = wait_for(lambda: (r := TrainingRun.objects.get(pk=run.pk)).status in ("succeeded", "failed") and r,
-                       timeout=120, what="the scheduled run to finish")
+        run = wait_for(
+            lambda: (r := TrainingRun.objects.get(pk=run.pk)).status in ("succeeded", "failed") and r,
+            timeout=120,
+            what="the scheduled run to finish",
+        )
         assert run.status == "succeeded", run.error
         assert ModelVersion.objects.get(run=run).is_active
     finally:
         beat.kill()
 
 
-def test_beat_folds_live_votes_into_the_dashboard_aggregates(transactional_db, rm_settings, annotator_user, client,
-                                                             celery_worker, tmp_path):
+def test_beat_folds_live_votes_into_the_dashboard_aggregates(
+    transactional_db, rm_settings, annotator_user, client, celery_worker, tmp_path
+):
     # given beat folding every second, and an annotator's live vote
     project = make_labelled_project(members=[annotator_user], overlap_target=4)
     periodic_tasks_ensure()

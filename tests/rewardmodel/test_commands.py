@@ -1,4 +1,5 @@
 """manage.py retrain and issue_token."""
+
 from __future__ import annotations
 
 import json

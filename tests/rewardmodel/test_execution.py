@@ -1,5 +1,6 @@
 """The worker's flow run in-process with the real (tiny) engine: snapshot,
 train, publish, predictions, promotion, and each way it can end."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from labeling.models import Pair, Split
+from preferences.labels import Tally
 from rewardmodel import artifacts, execution, services
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
-from preferences.labels import Tally
 
 Status = TrainingRun.Status
 
@@ -34,7 +35,9 @@ def _visible_folders(project) -> list[Path]:
     return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
 
 
-def test_run_trains_publishes_and_promotes_first_version(labelled_project, no_broker, django_capture_on_commit_callbacks):
+def test_run_trains_publishes_and_promotes_first_version(
+    labelled_project, no_broker, django_capture_on_commit_callbacks
+):
     # given a project with labelled train and test pairs, and a queued run
     with django_capture_on_commit_callbacks(execute=True):
         run = _request(labelled_project)

@@ -1,4 +1,5 @@
 """The promotion rule, on its own."""
+
 import math
 
 import pytest
@@ -21,8 +22,9 @@ def test_first_version_goes_live_when_its_metrics_are_finite():
 def test_new_version_may_be_at_most_delta_below_the_active_one(new, old, promote):
     # given an active version at `old` and a delta of one point
     # when a version scoring `new` is decided
-    decision = promotion_decide(new_metrics={**GOOD, "held_out_accuracy": new},
-                                active_metrics={**GOOD, "held_out_accuracy": old}, delta=0.01)
+    decision = promotion_decide(
+        new_metrics={**GOOD, "held_out_accuracy": new}, active_metrics={**GOOD, "held_out_accuracy": old}, delta=0.01
+    )
     # then it goes live only within the delta, and the note says why
     assert decision.promote is promote
     assert f"{new:.3f}" in decision.note and f"{old:.3f}" in decision.note

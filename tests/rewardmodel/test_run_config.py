@@ -1,4 +1,5 @@
 """Engine config of a run: preset, then settings, then the project's policy."""
+
 import pytest
 
 from rewardmodel.run_config import train_config_build, train_config_error

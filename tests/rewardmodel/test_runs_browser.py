@@ -1,4 +1,5 @@
 """In a real browser: an admin clicks Retrain, watches live progress, and sees the new live version."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,7 +28,9 @@ def test_admin_retrains_and_watches_progress(live_server, page, celery_worker, a
     page.wait_for_url("**/runs/*/")
     page.wait_for_function(
         "() => { const b = document.querySelector('[data-testid=run-progress-bar]');"
-        " return b && b.value > 0.05 && b.value < 1; }", timeout=60_000)
+        " return b && b.value > 0.05 && b.value < 1; }",
+        timeout=60_000,
+    )
     # and the page ends on a succeeded run with its metrics and the promotion note
     page.wait_for_selector("[data-testid=run-status]:text('Succeeded')", timeout=120_000)
     assert "Promoted: first version" in page.inner_text("[data-testid=promotion-note]")

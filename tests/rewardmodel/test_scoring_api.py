@@ -1,4 +1,5 @@
 """POST /api/v1/projects/{slug}/score: the live model, its cache, and the caps."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ def admin_token(admin_user):
 
 def _score(client, slug, token, payload, **extra):
     body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
-    return client.post(f"/api/v1/projects/{slug}/score", body, content_type="application/json",
-                       HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
+    return client.post(
+        f"/api/v1/projects/{slug}/score",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        **extra,
+    )
 
 
 def test_scores_come_from_the_active_model_in_input_order(client, labelled_project, tiny_model_dirs, admin_token):
@@ -45,7 +51,8 @@ def test_scores_come_from_the_active_model_in_input_order(client, labelled_proje
     assert response.status_code == 200, response.content
     body = response.json()
     expected_raw, expected_norm = RewardScorer.load(tiny_model_dirs[0]).score(
-        [i["prompt"] for i in ITEMS], [i["response"] for i in ITEMS])
+        [i["prompt"] for i in ITEMS], [i["response"] for i in ITEMS]
+    )
     assert body["version"] == 1
     assert body["raw"] == pytest.approx(expected_raw, abs=1e-5)
     assert body["normalized"] == pytest.approx(expected_norm, abs=1e-5)
@@ -84,8 +91,9 @@ def test_no_active_model_is_a_clear_409(client, labelled_project, admin_token):
         ("DATA_UPLOAD_MAX_MEMORY_SIZE", 100, {"items": ITEMS}, "Request body over 100 bytes"),
     ],
 )
-def test_requests_over_a_cap_get_413(client, labelled_project, tiny_model_dirs, admin_token, settings,
-                                     setting, value, payload, message):
+def test_requests_over_a_cap_get_413(
+    client, labelled_project, tiny_model_dirs, admin_token, settings, setting, value, payload, message
+):
     # given an active model and a cap below this request
     make_version(labelled_project, tiny_model_dirs[0])
     setattr(settings, setting, value)
@@ -99,24 +107,29 @@ def test_requests_over_a_cap_get_413(client, labelled_project, tiny_model_dirs, 
 
 @pytest.mark.parametrize(
     "payload, message",
-    [("not json", "must be JSON"), ({"items": []}, "items"), ({"items": [{"prompt": "p"}]}, "items.0.response"),
-     ({"items": [{"prompt": 1, "response": "r"}]}, "items.0.prompt")],
+    [
+        ("not json", "must be JSON"),
+        ({"items": []}, "items"),
+        ({"items": [{"prompt": "p"}]}, "items.0.response"),
+        ({"items": [{"prompt": 1, "response": "r"}]}, "items.0.prompt"),
+    ],
 )
-def test_malformed_requests_get_400_naming_the_field(client, labelled_project, tiny_model_dirs, admin_token,
-                                                     payload, message):
+def test_malformed_requests_get_400_naming_the_field(
+    client, labelled_project, tiny_model_dirs, admin_token, payload, message
+):
     make_version(labelled_project, tiny_model_dirs[0])
     response = _score(client, labelled_project.slug, admin_token, payload)
     assert response.status_code == 400 and message in response.json()["detail"]
 
 
-def test_scoring_needs_the_score_permission(client, labelled_project, tiny_model_dirs, reviewer_user,
-                                            annotator_user):
+def test_scoring_needs_the_score_permission(client, labelled_project, tiny_model_dirs, reviewer_user, annotator_user):
     make_version(labelled_project, tiny_model_dirs[0])
     for user in (reviewer_user, annotator_user):
         _, raw = account_services.api_token_issue(user=user, name="t")
         assert _score(client, labelled_project.slug, raw, {"items": ITEMS}).status_code == 403
-    response = client.post(f"/api/v1/projects/{labelled_project.slug}/score", json.dumps({"items": ITEMS}),
-                           content_type="application/json")
+    response = client.post(
+        f"/api/v1/projects/{labelled_project.slug}/score", json.dumps({"items": ITEMS}), content_type="application/json"
+    )
     assert response.status_code == 401
 
 

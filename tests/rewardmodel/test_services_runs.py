@@ -1,4 +1,5 @@
 """Run lifecycle services against the real database and the real Redis broker."""
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,8 @@ from django.db import connection
 from django.utils import timezone
 
 from labeling import services as labeling_services
-from lib.errors import Conflict, InvalidInput
 from labeling.models import Vote
+from lib.errors import Conflict, InvalidInput
 from rewardmodel import services, signals
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
@@ -47,8 +48,9 @@ def _queued_run_ids(client: redis.Redis, queue: str) -> list[int]:
 # --------------------------------------------------------------------------- #
 # Requesting
 # --------------------------------------------------------------------------- #
-def test_request_queues_a_run_and_sends_it_to_the_training_queue(labelled_project, admin_user, broker,
-                                                                   django_capture_on_commit_callbacks):
+def test_request_queues_a_run_and_sends_it_to_the_training_queue(
+    labelled_project, admin_user, broker, django_capture_on_commit_callbacks
+):
     # given a project with no run
     # when an admin asks for a run
     with django_capture_on_commit_callbacks(execute=True):
@@ -90,8 +92,9 @@ def test_policy_update_validates_and_writes_nothing_on_bad_input(labelled_projec
     assert (policy.min_new_votes, policy.train_config) == (7, {"epochs": 1})
 
 
-def test_enqueue_failure_is_logged_quickly_and_leaves_the_run_queued(labelled_project, caplog,
-                                                                     django_capture_on_commit_callbacks):
+def test_enqueue_failure_is_logged_quickly_and_leaves_the_run_queued(
+    labelled_project, caplog, django_capture_on_commit_callbacks
+):
     # given a broker nobody listens on
     with celery_broker(f"redis://127.0.0.1:{free_port()}/0"), caplog.at_level(logging.WARNING):
         started = time.monotonic()
@@ -148,8 +151,9 @@ def test_claim_is_conditional_so_a_duplicate_message_does_nothing(labelled_proje
 def test_heartbeat_reports_cancel_and_loss_of_ownership(labelled_project):
     run = services.training_run_request(project=labelled_project, trigger="admin")
     services.training_run_claim(run_id=run.pk, task_id="t", host="h")
-    answer = services.training_run_beat(run_id=run.pk, attempt=1, progress=0.5, phase="train",
-                                        metrics={"train_loss": float("nan"), "epoch": 1})
+    answer = services.training_run_beat(
+        run_id=run.pk, attempt=1, progress=0.5, phase="train", metrics={"train_loss": float("nan"), "epoch": 1}
+    )
     assert answer.owned and not answer.cancel_requested
     run.refresh_from_db()
     assert (run.progress, run.phase, run.progress_metrics) == (0.5, "train", {"train_loss": None, "epoch": 1})
@@ -177,7 +181,9 @@ def test_cancel_queued_run_at_once_and_finished_run_not_at_all(labelled_project)
 def _running(project, *, attempt: int, seconds_ago: float, cancel: bool = False) -> TrainingRun:
     run = services.training_run_request(project=project, trigger="admin")
     TrainingRun.objects.filter(pk=run.pk).update(
-        status=Status.RUNNING, attempt=attempt, cancel_requested=cancel,
+        status=Status.RUNNING,
+        attempt=attempt,
+        cancel_requested=cancel,
         heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago),
     )
     return run
@@ -218,7 +224,8 @@ def test_reconciler_leaves_a_live_run_alone_and_finishes_a_lost_cancel(labelled_
     live.refresh_from_db()
     assert live.status == Status.RUNNING
     TrainingRun.objects.filter(pk=live.pk).update(
-        cancel_requested=True, heartbeat_at=timezone.now() - timedelta(seconds=61))
+        cancel_requested=True, heartbeat_at=timezone.now() - timedelta(seconds=61)
+    )
     assert services.training_runs_reconcile().cancelled == [live.pk]
 
 
@@ -237,8 +244,9 @@ def test_reconciler_resends_a_queued_run_the_broker_never_got(labelled_project, 
 # --------------------------------------------------------------------------- #
 def _succeeded(project, *, hours_ago: float = 0) -> TrainingRun:
     when = timezone.now() - timedelta(hours=hours_ago)
-    return TrainingRun.objects.create(project=project, trigger="cli", status=Status.SUCCEEDED, snapshot_at=when,
-                                      finished_at=when)
+    return TrainingRun.objects.create(
+        project=project, trigger="cli", status=Status.SUCCEEDED, snapshot_at=when, finished_at=when
+    )
 
 
 def _vote(project, annotator_user):
@@ -295,8 +303,12 @@ def test_schedule_interval_needs_a_new_vote_and_respects_disable(open_project, a
 def test_schedule_backs_off_after_a_failed_run(open_project, settings):
     settings.RM_RETRY_BACKOFF_SECONDS = 600
     services.retrain_policy_update(project=open_project, min_new_votes=1)
-    TrainingRun.objects.create(project=open_project, trigger="schedule", status=Status.FAILED,
-                               finished_at=timezone.now() - timedelta(seconds=60))
+    TrainingRun.objects.create(
+        project=open_project,
+        trigger="schedule",
+        status=Status.FAILED,
+        finished_at=timezone.now() - timedelta(seconds=60),
+    )
     assert services.training_runs_schedule_due() == []
     TrainingRun.objects.update(finished_at=timezone.now() - timedelta(seconds=601))
     assert len(services.training_runs_schedule_due()) == 1
@@ -305,8 +317,7 @@ def test_schedule_backs_off_after_a_failed_run(open_project, settings):
 # --------------------------------------------------------------------------- #
 # Versions: promotion by hand and rollback
 # --------------------------------------------------------------------------- #
-def test_rollback_activates_an_older_version_and_tells_the_dashboard(labelled_project, tiny_model_dirs,
-                                                                     admin_user):
+def test_rollback_activates_an_older_version_and_tells_the_dashboard(labelled_project, tiny_model_dirs, admin_user):
     from dashboard.models import ProjectStats
 
     # given v1 (old) and v2 (live), and a listener on the activation signal
@@ -332,8 +343,9 @@ def test_rollback_activates_an_older_version_and_tells_the_dashboard(labelled_pr
     assert ProjectStats.objects.get(project=labelled_project).active_version_id == v1.pk
 
 
-def test_a_version_with_changed_files_or_nan_metrics_cannot_go_live(labelled_project, tiny_model_dirs, tmp_path,
-                                                                    admin_user):
+def test_a_version_with_changed_files_or_nan_metrics_cannot_go_live(
+    labelled_project, tiny_model_dirs, tmp_path, admin_user
+):
     import shutil
 
     folder = Path(shutil.copytree(tiny_model_dirs[0], tmp_path / "copy"))
@@ -342,8 +354,9 @@ def test_a_version_with_changed_files_or_nan_metrics_cannot_go_live(labelled_pro
     (folder / "reward_meta.json").write_text("{}")
     with pytest.raises(Conflict, match="reward_meta.json"):
         services.model_version_activate(version=tampered, user=admin_user)
-    nan = make_version(labelled_project, tiny_model_dirs[0], number=3, active=False,
-                       metrics={"held_out_accuracy": None})
+    nan = make_version(
+        labelled_project, tiny_model_dirs[0], number=3, active=False, metrics={"held_out_accuracy": None}
+    )
     with pytest.raises(InvalidInput, match="not finite"):
         services.model_version_activate(version=nan, user=admin_user)
     assert list(ModelVersion.objects.filter(is_active=True)) == [live]

@@ -1,14 +1,17 @@
 """The training snapshot: majority labels, splits, ties, strengths and the fingerprint."""
+
 from labeling import services as labeling_services
 from labeling.models import Pair, Split
-from rewardmodel.snapshot import training_snapshot_take
 from preferences.records import ImportedVote, PreferenceRecord
+from rewardmodel.snapshot import training_snapshot_take
 
 
 def _record(i, choices, strengths=None):
     strengths = strengths or [None] * len(choices)
     return PreferenceRecord(
-        prompt=f"question {i}", response_a=f"good answer {i}", response_b=f"bad answer {i}",
+        prompt=f"question {i}",
+        response_a=f"good answer {i}",
+        response_b=f"bad answer {i}",
         votes=tuple(ImportedVote(f"r{k}", c, s) for k, (c, s) in enumerate(zip(choices, strengths))),
     )
 
@@ -16,8 +19,9 @@ def _record(i, choices, strengths=None):
 def test_snapshot_labels_by_majority_and_keeps_ties_only_for_scoring(db):
     # given pairs won by a, won by b, tied, and unvoted, on both splits
     project = labeling_services.project_create(slug="snap", test_percent=50)
-    records = [_record(i, c) for i, c in enumerate(
-        [("a", "a", "b"), ("b", "b"), ("a", "b"), ("tie", "both_bad", "a"), ()] * 6)]
+    records = [
+        _record(i, c) for i, c in enumerate([("a", "a", "b"), ("b", "b"), ("a", "b"), ("tie", "both_bad", "a"), ()] * 6)
+    ]
     labeling_services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
     # when the snapshot is taken
     snap = training_snapshot_take(project=project)
@@ -41,7 +45,8 @@ def test_snapshot_labels_by_majority_and_keeps_ties_only_for_scoring(db):
 def test_strength_is_the_low_median_of_the_winning_votes(db):
     project = labeling_services.project_create(slug="strength", test_percent=0)
     labeling_services.pairs_import_batch(
-        project=project, records=[_record(1, ("a", "a", "a", "b"), (3, 1, 2, 3))], shuffle_sides=False)
+        project=project, records=[_record(1, ("a", "a", "a", "b"), (3, 1, 2, 3))], shuffle_sides=False
+    )
     (pair,) = training_snapshot_take(project=project).train_pairs
     assert pair.strength == 2
 
@@ -49,12 +54,14 @@ def test_strength_is_the_low_median_of_the_winning_votes(db):
 def test_fingerprint_changes_with_any_vote_count(db):
     # given a snapshot
     project = labeling_services.project_create(slug="fp", test_percent=0)
-    labeling_services.pairs_import_batch(project=project, records=[_record(i, ("a",)) for i in range(3)],
-                                         shuffle_sides=False)
+    labeling_services.pairs_import_batch(
+        project=project, records=[_record(i, ("a",)) for i in range(3)], shuffle_sides=False
+    )
     before = training_snapshot_take(project=project).sha256
     assert training_snapshot_take(project=project).sha256 == before  # stable
     # when one pair gains a vote
     Pair.objects.filter(project=project).filter(pk=Pair.objects.filter(project=project).first().pk).update(
-        votes_b=1, vote_count=2)
+        votes_b=1, vote_count=2
+    )
     # then the fingerprint differs
     assert training_snapshot_take(project=project).sha256 != before

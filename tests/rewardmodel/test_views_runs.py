@@ -1,8 +1,8 @@
 """Runs and run pages: permissions, buttons, messages, polling."""
+
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from rewardmodel import services
@@ -24,12 +24,17 @@ def _runs_url(project):
 def test_annotators_get_403_on_every_run_page(client, labelled_project, annotator_user):
     run = services.training_run_request(project=labelled_project, trigger="admin")
     client.force_login(annotator_user)
-    for url in (_runs_url(labelled_project), reverse("rewardmodel:run-detail", args=[run.pk]),
-                reverse("rewardmodel:run-progress", args=[run.pk]),
-                reverse("rewardmodel:runs-table", args=[labelled_project.slug])):
+    for url in (
+        _runs_url(labelled_project),
+        reverse("rewardmodel:run-detail", args=[run.pk]),
+        reverse("rewardmodel:run-progress", args=[run.pk]),
+        reverse("rewardmodel:runs-table", args=[labelled_project.slug]),
+    ):
         assert client.get(url).status_code == 403
-    for url in (reverse("rewardmodel:run-start", args=[labelled_project.slug]),
-                reverse("rewardmodel:run-cancel", args=[run.pk])):
+    for url in (
+        reverse("rewardmodel:run-start", args=[labelled_project.slug]),
+        reverse("rewardmodel:run-cancel", args=[run.pk]),
+    ):
         assert client.post(url).status_code == 403
     assert TrainingRun.objects.get().status == Status.QUEUED
 
@@ -78,7 +83,8 @@ def test_finished_run_page_shows_metrics_and_stops_polling(client, labelled_proj
     version = make_version(labelled_project, tiny_model_dirs[0])
     TrainingRun.objects.filter(pk=version.run_id).update(
         metrics={"held_out_accuracy": 0.8125, "held_out_accuracy_ci": [0.7, 0.9], "eval_loss": 0.41},
-        promotion_note="Promoted: first version (held-out accuracy 0.812).")
+        promotion_note="Promoted: first version (held-out accuracy 0.812).",
+    )
     client.force_login(reviewer_user)
     page = client.get(reverse("rewardmodel:run-progress", args=[version.run_id])).content.decode()
     assert "0.812" in page and "Promoted: first version" in page
@@ -104,8 +110,7 @@ def test_rollback_button_makes_an_older_version_live(client, labelled_project, a
     assert ModelVersion.objects.get(is_active=True) == old
 
 
-def test_home_page_links_to_runs_for_reviewers_not_annotators(client, labelled_project, reviewer_user,
-                                                             annotator_user):
+def test_home_page_links_to_runs_for_reviewers_not_annotators(client, labelled_project, reviewer_user, annotator_user):
     client.force_login(reviewer_user)
     assert _runs_url(labelled_project) in client.get("/").content.decode()
     client.force_login(annotator_user)
@@ -116,7 +121,10 @@ def test_pages_send_no_inline_script_or_style(client, labelled_project, admin_us
     make_version(labelled_project, tiny_model_dirs[0])
     run = services.training_run_request(project=labelled_project, trigger="admin")
     client.force_login(admin_user)
-    for url in (_runs_url(labelled_project), reverse("rewardmodel:run-detail", args=[run.pk]),
-                reverse("accounts:tokens")):
+    for url in (
+        _runs_url(labelled_project),
+        reverse("rewardmodel:run-detail", args=[run.pk]),
+        reverse("accounts:tokens"),
+    ):
         html = client.get(url).content.decode()
         assert " style=" not in html and "<script>" not in html and " onclick" not in html

@@ -1,6 +1,7 @@
 """Retraining on real Celery worker processes and real Redis: the happy
 path, and the faults the issue lists (worker killed, worker stalled,
 task raising, Redis down, Cancel)."""
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,12 @@ def test_admin_retrain_runs_on_a_worker_with_live_progress(project, celery_worke
     run = TrainingRun.objects.get(project=project)
     assert response.status_code == 302 and response.url == reverse("rewardmodel:run-detail", args=[run.pk])
     # then the worker reports progress between 0 and 1 while it trains
-    seen = wait_for(lambda: (r := _run(run.pk)).status == Status.RUNNING and 0.05 < r.progress < 1 and r,
-                    timeout=60, interval=0.05, what="live progress")
+    seen = wait_for(
+        lambda: (r := _run(run.pk)).status == Status.RUNNING and 0.05 < r.progress < 1 and r,
+        timeout=60,
+        interval=0.05,
+        what="live progress",
+    )
     assert seen.heartbeat_at is not None and seen.worker_host
     fragment = client.get(reverse("rewardmodel:run-progress", args=[run.pk]))
     assert b'hx-trigger="every 1s"' in fragment.content
@@ -85,8 +90,12 @@ def test_sigkilled_worker_run_is_retried_once_and_completes(project, celery_work
     # version (that folder is the reconciler's to remove, checked below).
     services.retrain_policy_update(project=project, train_config={"epochs": 12})
     run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
-    wait_for(lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05, timeout=60,
-             interval=0.05, what="training to start")
+    wait_for(
+        lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05,
+        timeout=60,
+        interval=0.05,
+        what="training to start",
+    )
     # when the worker is SIGKILLed mid-run (its whole process group)
     first.kill()
     # then nothing new is live, and no half-written folder is visible
@@ -112,8 +121,12 @@ def test_stalled_worker_is_failed_by_the_reconciler_and_writes_nothing_after(pro
     settings.RM_MAX_ATTEMPTS = 1
     services.retrain_policy_update(project=project, train_config={"epochs": 12})
     run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
-    wait_for(lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05, timeout=60,
-             interval=0.05, what="training to start")
+    wait_for(
+        lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05,
+        timeout=60,
+        interval=0.05,
+        what="training to start",
+    )
     # when the worker stalls (SIGSTOP) past the heartbeat timeout and the reconciler runs
     celery_worker.signal(signal.SIGSTOP)
     try:
@@ -154,8 +167,12 @@ def test_cancel_from_the_run_page_stops_the_worker_within_seconds(project, celer
     # given a long run in training
     services.retrain_policy_update(project=project, train_config={"epochs": 500})
     run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.ADMIN)
-    wait_for(lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05, timeout=60,
-             interval=0.05, what="training to start")
+    wait_for(
+        lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05,
+        timeout=60,
+        interval=0.05,
+        what="training to start",
+    )
     client.force_login(admin_user)
     # when the admin presses Cancel
     pressed = time.monotonic()

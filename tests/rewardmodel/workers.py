@@ -10,6 +10,7 @@ the test database (the SQLite file, or the PostgreSQL test database) and
 the test process's Redis db. A test that uses one needs `transactional_db`
 (the worker cannot see rows inside the test's transaction).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +22,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import redis
 from django.conf import settings
@@ -143,15 +144,36 @@ def start_worker(
         flush_redis_db(url)
     nodename = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     cmd = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-n", nodename,
-        "--concurrency", "1", "--max-tasks-per-child", "1", "--prefetch-multiplier", "1",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "-n",
+        nodename,
+        "--concurrency",
+        "1",
+        "--max-tasks-per-child",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-l",
+        "INFO",
     ]
-    worker = _spawn(cmd, env=worker_env(redis_url=url, extra=env), log_path=log_dir / f"{nodename}.log",
-                    name=nodename)
+    worker = _spawn(cmd, env=worker_env(redis_url=url, extra=env), log_path=log_dir / f"{nodename}.log", name=nodename)
     try:
-        wait_for(lambda: "ready." in worker.log() or not worker.alive(), timeout=ready_timeout,
-                 interval=0.2, what=f"worker {nodename} to start")
+        wait_for(
+            lambda: "ready." in worker.log() or not worker.alive(),
+            timeout=ready_timeout,
+            interval=0.2,
+            what=f"worker {nodename} to start",
+        )
     except AssertionError:
         worker.kill()
         raise AssertionError(f"worker did not start:\n{worker.log()[-3000:]}") from None
@@ -163,12 +185,22 @@ def start_worker(
 def start_beat(*, log_dir: Path, redis_url: str | None = None, env: dict[str, str] | None = None) -> Process:
     """Start `celery -A config beat` with the database scheduler, looping every second."""
     cmd = [
-        sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO", "--max-interval", "1",
-        "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile=",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "beat",
+        "-l",
+        "INFO",
+        "--max-interval",
+        "1",
+        "--scheduler",
+        "django_celery_beat.schedulers:DatabaseScheduler",
+        "--pidfile=",
     ]
     beat = _spawn(cmd, env=worker_env(redis_url=redis_url, extra=env), log_path=log_dir / "beat.log", name="beat")
-    wait_for(lambda: "beat: Starting" in beat.log() or not beat.alive(), timeout=60, interval=0.2,
-             what="beat to start")
+    wait_for(lambda: "beat: Starting" in beat.log() or not beat.alive(), timeout=60, interval=0.2, what="beat to start")
     if not beat.alive():
         raise AssertionError(f"beat exited at start:\n{beat.log()[-3000:]}")
     return beat
@@ -191,13 +223,15 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.process = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         try:

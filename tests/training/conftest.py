@@ -2,6 +2,7 @@
 
 Nothing here needs Django or the network.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,11 @@ import random
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from preferences.records import TrainingPair  # noqa: E402
+from preferences.records import TrainingPair
 
-WORDS = "apple river stone cloud music paper garden window silver yellow".split()
+WORDS = ["apple", "river", "stone", "cloud", "music", "paper", "garden", "window", "silver", "yellow"]
 
 
 def make_pairs(n: int, seed: int = 0) -> list[TrainingPair]:
@@ -25,9 +26,13 @@ def make_pairs(n: int, seed: int = 0) -> list[TrainingPair]:
         return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
 
     return [
-        TrainingPair(prompt=f"Human: {words(3, 20)}?", chosen=f"{words(2, 8)} thank you kindly",
-                     rejected=f"{words(2, 8)} go away now", strength=rng.choice([None, 1, 2, 3]),
-                     pair_id=str(i))
+        TrainingPair(
+            prompt=f"Human: {words(3, 20)}?",
+            chosen=f"{words(2, 8)} thank you kindly",
+            rejected=f"{words(2, 8)} go away now",
+            strength=rng.choice([None, 1, 2, 3]),
+            pair_id=str(i),
+        )
         for i in range(n)
     ]
 

@@ -1,4 +1,5 @@
 """The command line, and the engine's independence from Django, in fresh processes."""
+
 import json
 import os
 import subprocess
@@ -19,11 +20,25 @@ def run_python(args: list[str]) -> subprocess.CompletedProcess:
 def write_files(tmp_path: Path, train_pairs, eval_pairs) -> tuple[Path, Path, Path]:
     train_file, eval_file, config_file = tmp_path / "train.jsonl", tmp_path / "eval.jsonl", tmp_path / "tiny.json"
     # trl shape for training, pairwise (this project's export) for eval
-    train_file.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
-                                  for p in train_pairs))
-    eval_file.write_text("".join(json.dumps({"prompt": p.prompt, "response_a": p.rejected, "response_b": p.chosen,
-                                             "votes": [{"annotator": "x", "choice": "b", "strength": 2}]}) + "\n"
-                                 for p in eval_pairs))
+    train_file.write_text(
+        "".join(
+            json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n" for p in train_pairs
+        )
+    )
+    eval_file.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": p.prompt,
+                    "response_a": p.rejected,
+                    "response_b": p.chosen,
+                    "votes": [{"annotator": "x", "choice": "b", "strength": 2}],
+                }
+            )
+            + "\n"
+            for p in eval_pairs
+        )
+    )
     config_file.write_text(json.dumps(TrainConfig.tiny().to_dict()))
     return train_file, eval_file, config_file
 
@@ -31,8 +46,24 @@ def write_files(tmp_path: Path, train_pairs, eval_pairs) -> tuple[Path, Path, Pa
 def test_cli_trains_saves_and_prints_json_metrics_last(tmp_path, train_pairs, eval_pairs):
     train_file, eval_file, config_file = write_files(tmp_path, train_pairs, eval_pairs)
     out = tmp_path / "model"
-    proc = run_python(["-m", "rewardmodel.training", "--train", str(train_file), "--eval", str(eval_file),
-                       "--output", str(out), "--config", str(config_file), "--epochs", "2", "--seed", "3"])
+    proc = run_python(
+        [
+            "-m",
+            "rewardmodel.training",
+            "--train",
+            str(train_file),
+            "--eval",
+            str(eval_file),
+            "--output",
+            str(out),
+            "--config",
+            str(config_file),
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"held_out_accuracy", "train_accuracy", "pairs_per_second"} <= set(metrics)
@@ -46,9 +77,26 @@ def test_torchrun_trains_ddp_replicas_and_rank_zero_saves(tmp_path, train_pairs,
     # Two CPU processes over gloo: the same code path as multi-GPU, minus NCCL.
     train_file, eval_file, config_file = write_files(tmp_path, train_pairs, eval_pairs)
     out = tmp_path / "model"
-    proc = run_python(["-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardmodel.training",
-                       "--train", str(train_file), "--eval", str(eval_file), "--output", str(out),
-                       "--config", str(config_file), "--epochs", "1"])
+    proc = run_python(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "rewardmodel.training",
+            "--train",
+            str(train_file),
+            "--eval",
+            str(eval_file),
+            "--output",
+            str(out),
+            "--config",
+            str(config_file),
+            "--epochs",
+            "1",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     json_lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(json_lines) == 1  # only rank 0 prints
@@ -60,8 +108,18 @@ def test_torchrun_trains_ddp_replicas_and_rank_zero_saves(tmp_path, train_pairs,
 def test_cli_rejects_unknown_config_fields(tmp_path, train_pairs, eval_pairs):
     train_file, _, config_file = write_files(tmp_path, train_pairs, eval_pairs)
     config_file.write_text(json.dumps({"learning_rate": 1}))
-    proc = run_python(["-m", "rewardmodel.training", "--train", str(train_file), "--output", str(tmp_path / "m"),
-                       "--config", str(config_file)])
+    proc = run_python(
+        [
+            "-m",
+            "rewardmodel.training",
+            "--train",
+            str(train_file),
+            "--output",
+            str(tmp_path / "m"),
+            "--config",
+            str(config_file),
+        ]
+    )
     assert proc.returncode != 0 and "unknown TrainConfig field" in proc.stderr
 
 
@@ -83,6 +141,11 @@ def test_engine_never_imports_django(tmp_path, train_pairs, eval_pairs):
 
 
 def test_importing_the_row_parser_does_not_load_torch():
-    proc = run_python(["-c", "import sys, preferences.formats, rewardmodel.training as t; t.TrainConfig()\n"
-                             "assert 'torch' not in sys.modules"])
+    proc = run_python(
+        [
+            "-c",
+            "import sys, preferences.formats, rewardmodel.training as t; t.TrainConfig()\n"
+            "assert 'torch' not in sys.modules",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr

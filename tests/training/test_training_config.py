@@ -13,8 +13,15 @@ def test_every_field_has_help_text():
 
 
 def test_round_trips_through_json():
-    config = TrainConfig(epochs=3, lr=1e-4, ensemble=2, output_dir="/tmp/x", bf16=False,
-                         config_overrides={"num_hidden_layers": 2}, strength_margins=[0, 1, 2])
+    config = TrainConfig(
+        epochs=3,
+        lr=1e-4,
+        ensemble=2,
+        output_dir="/tmp/x",
+        bf16=False,
+        config_overrides={"num_hidden_layers": 2},
+        strength_margins=[0, 1, 2],
+    )
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
 
@@ -24,9 +31,19 @@ def test_unknown_keys_are_a_clear_error():
         TrainConfig.from_dict({"learning_rate": 1e-4})
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": -1}, {"device": "tpu"}, {"compile": "yes"},
-                                 {"warmup_ratio": 1.5}, {"strength_margins": [1, 2]}, {"max_length": 4},
-                                 {"pad_to_multiple_of": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": 0},
+        {"batch_size": -1},
+        {"device": "tpu"},
+        {"compile": "yes"},
+        {"warmup_ratio": 1.5},
+        {"strength_margins": [1, 2]},
+        {"max_length": 4},
+        {"pad_to_multiple_of": 0},
+    ],
+)
 def test_invalid_values_are_rejected(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)

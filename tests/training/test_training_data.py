@@ -3,10 +3,16 @@ import random
 import pytest
 import torch
 
-from rewardmodel.training.config import DEFAULT_BACKBONE
-from rewardmodel.training.data import (Collator, EncodedPairs, PairEncoder, fit_lengths, length_grouped_batches,
-                                       sorted_batches)
 from preferences.records import TrainingPair
+from rewardmodel.training.config import DEFAULT_BACKBONE
+from rewardmodel.training.data import (
+    Collator,
+    EncodedPairs,
+    PairEncoder,
+    fit_lengths,
+    length_grouped_batches,
+    sorted_batches,
+)
 from rewardmodel.training.model import load_tokenizer, resolve_backbone
 
 
@@ -42,7 +48,7 @@ def test_only_an_overlong_response_is_cut_at_its_end(tokenizer):
     text = tokenizer.decode(enc.input_ids[0])
     budget = 24 - 3
     assert len(enc.input_ids[0]) == 24
-    assert text.startswith("[CLS] " + " ".join("abcdefghij"[-(budget // 4):]) + " [SEP] yes")
+    assert text.startswith("[CLS] " + " ".join("abcdefghij"[-(budget // 4) :]) + " [SEP] yes")
     assert enc.response_tokens == [40]  # the length before truncation, for the length metrics
 
 
@@ -57,17 +63,21 @@ def test_fit_lengths_never_exceeds_the_budget():
 
 def test_truncated_pairs_are_counted_not_dropped(tokenizer):
     long_prompt = "Human: " + "tell me more " * 30
-    pairs = [TrainingPair("Human: hi", "hello", "go away"),
-             TrainingPair(long_prompt, "sure", "no"),
-             TrainingPair("Human: short", "fine " * 40, "no")]
+    pairs = [
+        TrainingPair("Human: hi", "hello", "go away"),
+        TrainingPair(long_prompt, "sure", "no"),
+        TrainingPair("Human: short", "fine " * 40, "no"),
+    ]
     data = EncodedPairs.build(PairEncoder(tokenizer, max_length=32), pairs, [0.0] * 3)
     assert len(data) == 3 and data.truncated_pairs == 2
 
 
 def test_chat_template_backbones_format_turns_and_trim_the_prompt_from_the_left(tokenizer):
     chat = load_tokenizer(resolve_backbone(DEFAULT_BACKBONE))
-    chat.chat_template = ("{% for m in messages %}[{{ m.role }}] {{ m.content }} {% endfor %}"
-                          "{% if add_generation_prompt %}[assistant] {% endif %}")
+    chat.chat_template = (
+        "{% for m in messages %}[{{ m.role }}] {{ m.content }} {% endfor %}"
+        "{% if add_generation_prompt %}[assistant] {% endif %}"
+    )
     encoder = PairEncoder(chat, max_length=16)
     assert encoder.input_format == "chat_template" and not encoder.token_types
     prompt = "Human: " + " ".join(f"w{i}" for i in range(30)) + "\n\nAssistant: ok\n\nHuman: and now?"
@@ -88,7 +98,7 @@ def test_length_grouped_batches_pad_less_than_random_batches():
     grouped = length_grouped_batches(lengths, batch_size=16, seed=1)
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    random_batches = [order[i:i + 16] for i in range(0, len(order), 16)]
+    random_batches = [order[i : i + 16] for i in range(0, len(order), 16)]
     assert sorted(i for b in grouped for i in b) == list(range(2000))  # every pair, once
     assert pad_fraction(grouped) < 0.1 < 0.3 < pad_fraction(random_batches)
     assert grouped != length_grouped_batches(lengths, batch_size=16, seed=2)  # still shuffled

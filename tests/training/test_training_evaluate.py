@@ -4,8 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from rewardmodel.training.evaluate import (bootstrap_ci, calibration, disagreement_summary, ensemble_margins,
-                                           length_buckets, pair_metrics)
+from rewardmodel.training.evaluate import (
+    bootstrap_ci,
+    calibration,
+    disagreement_summary,
+    ensemble_margins,
+    length_buckets,
+    pair_metrics,
+)
 
 
 def sigmoid(x):

@@ -1,4 +1,5 @@
 """A saved model is a plain Hugging Face model: transformers (and so TRL) loads it as is."""
+
 import json
 
 import pytest
@@ -48,8 +49,10 @@ def test_ensemble_scores_are_the_members_mean(tmp_path, train_pairs, eval_pairs)
     members = [AutoModelForSequenceClassification.from_pretrained(out / d).eval() for d in (".", "members/1")]
     tokenizer = AutoTokenizer.from_pretrained(out)
     with torch.no_grad():
-        expected = [sum(m(**tokenizer(p, r, return_tensors="pt")).logits.item() for m in members) / 2
-                    for p, r in zip(prompts, responses)]
+        expected = [
+            sum(m(**tokenizer(p, r, return_tensors="pt")).logits.item() for m in members) / 2
+            for p, r in zip(prompts, responses)
+        ]
     raw, _ = RewardScorer.load(out, device="cpu").score(prompts, responses)
     assert raw == pytest.approx(expected, abs=1e-5)
     assert result.eval_disagreement is not None

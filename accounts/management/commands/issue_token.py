@@ -3,13 +3,14 @@
 Only its hash is stored; the token acts as the user, with the user's
 permissions (e.g. rewardmodel.score for the scoring API).
 """
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from lib.errors import ServiceError
 from accounts.services import api_token_issue
+from lib.errors import ServiceError
 
 
 class Command(BaseCommand):

@@ -5,6 +5,7 @@ service), and for the labeling benchmark, which runs it beside the web
 server as production runs beat. Each fold is safe beside live votes and
 other folds (dashboard.aggregates.aggregates_fold).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ class Command(BaseCommand):
         while True:
             started = time.perf_counter()
             folded = aggregates_fold_all()
-            self.stdout.write(json.dumps({"folded": sum(folded.values()), "projects": len(folded),
-                                          "seconds": round(time.perf_counter() - started, 3)}))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "folded": sum(folded.values()),
+                        "projects": len(folded),
+                        "seconds": round(time.perf_counter() - started, 3),
+                    }
+                )
+            )
             self.stdout.flush()
             if not every:
                 return

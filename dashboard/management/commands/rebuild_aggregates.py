@@ -5,6 +5,7 @@ the vote table. Imports, and the fold of live votes (`fold_aggregates`, the
 beat task), keep the aggregates current on their own; this is the repair
 tool.
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ PATH ends in .jsonl, .jsonl.gz, .csv or .parquet, or is a folder name
 without a suffix, written with datasets' save_to_disk. The last line on
 stdout is the JSON summary {"rows", "path"}.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,14 +40,25 @@ class Command(BaseCommand):
             if bar is None:
                 from tqdm import tqdm
 
-                bar = tqdm(desc="exporting", unit=" rows", total=total, file=self.stderr._out, dynamic_ncols=True,
-                           mininterval=0.5)
+                bar = tqdm(
+                    desc="exporting",
+                    unit=" rows",
+                    total=total,
+                    file=self.stderr._out,
+                    dynamic_ncols=True,
+                    mininterval=0.5,
+                )
             bar.update(done - bar.n)
 
         try:
             summary = export_to_path(
-                project=project, fmt=options["format"], path=options["output"], split=options["split"],
-                min_votes=options["min_votes"], overwrite=options["force"], on_progress=progress,
+                project=project,
+                fmt=options["format"],
+                path=options["output"],
+                split=options["split"],
+                min_votes=options["min_votes"],
+                overwrite=options["force"],
+                on_progress=progress,
             )
         except ExportFailed as exc:
             raise CommandError(exc.message) from None

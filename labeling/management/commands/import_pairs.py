@@ -5,6 +5,7 @@ Validates the whole file first and writes nothing if a row is invalid
 the JSON summary {"created", "duplicates", "votes", "skipped"}; skipped rows
 and progress go to stderr.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ from labeling.importing import (
     pairs_import_write,
 )
 from labeling.models import Project
-from preferences.readers import FILE_TYPES, ReadError, source_from_hub, source_from_path
 from preferences.formats import FORMATS
+from preferences.readers import FILE_TYPES, ReadError, source_from_hub, source_from_path
 
 
 class Command(BaseCommand):
@@ -33,15 +34,26 @@ class Command(BaseCommand):
         parser.add_argument("path", nargs="?", help="File or save_to_disk folder (leave out with --hf).")
         parser.add_argument("--project", required=True, metavar="SLUG")
         parser.add_argument("--format", choices=FORMATS, default="auto", help="Row shape (default: detect).")
-        parser.add_argument("--file-type", choices=FILE_TYPES, default="auto",
-                            help="File type (default: from the name, else the first bytes).")
-        parser.add_argument("--skip-invalid", action="store_true",
-                            help="Write the valid rows and report each invalid one, instead of writing nothing.")
+        parser.add_argument(
+            "--file-type",
+            choices=FILE_TYPES,
+            default="auto",
+            help="File type (default: from the name, else the first bytes).",
+        )
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="Write the valid rows and report each invalid one, instead of writing nothing.",
+        )
         parser.add_argument("--create-project", action="store_true", help="Create the project if it does not exist.")
         parser.add_argument("--hf", metavar="NAME", help="Stream a dataset from the Hugging Face Hub instead.")
         parser.add_argument("--split", help="Split of --hf (default train) or of a save_to_disk DatasetDict.")
-        parser.add_argument("--max-chars", type=int, default=settings.IMPORT_MAX_FIELD_CHARS,
-                            help="Longest text field accepted (default %(default)s).")
+        parser.add_argument(
+            "--max-chars",
+            type=int,
+            default=settings.IMPORT_MAX_FIELD_CHARS,
+            help="Longest text field accepted (default %(default)s).",
+        )
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="Rows per transaction.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bars on stderr.")
 
@@ -61,18 +73,30 @@ class Command(BaseCommand):
             if options["hf"]:
                 source = source_from_hub(options["hf"], split=options["split"] or "train")
             else:
-                source = source_from_path(options["path"], file_type=options["file_type"], split=options["split"],
-                                          max_chars=options["max_chars"])
+                source = source_from_path(
+                    options["path"],
+                    file_type=options["file_type"],
+                    split=options["split"],
+                    max_chars=options["max_chars"],
+                )
             validation = pairs_import_validate(
-                source=source, fmt=options["format"], skip_invalid=options["skip_invalid"],
-                max_chars=options["max_chars"], on_progress=progress, on_skip=self._report_skip,
+                source=source,
+                fmt=options["format"],
+                skip_invalid=options["skip_invalid"],
+                max_chars=options["max_chars"],
+                on_progress=progress,
+                on_skip=self._report_skip,
             )
             if project is None:  # only now: a file that fails the check creates nothing
                 with transaction.atomic():
                     project = services.project_create(slug=slug)
             summary = pairs_import_write(
-                project=project, source=source, validation=validation, max_chars=options["max_chars"],
-                batch_size=options["batch_size"], on_progress=progress,
+                project=project,
+                source=source,
+                validation=validation,
+                max_chars=options["max_chars"],
+                batch_size=options["batch_size"],
+                on_progress=progress,
             )
         except (ImportFailed, ReadError) as exc:
             raise CommandError(exc.message) from None
@@ -111,8 +135,9 @@ class _Bars:
         if phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = tqdm(desc=phase, unit=" rows", total=total, file=self.stream, dynamic_ncols=True,
-                            mininterval=0.5)
+            self.bar = tqdm(
+                desc=phase, unit=" rows", total=total, file=self.stream, dynamic_ncols=True, mininterval=0.5
+            )
         if total is not None and self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)

@@ -8,6 +8,7 @@ alone unless a password is given in the environment.
 It lives here, above labeling, because it wires three apps: the users
 (accounts), the project and its pairs (labeling) and its retrain policy.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,10 @@ class Command(BaseCommand):
             project = Project.objects.filter(slug=DEMO_SLUG).first()
             if project is None:
                 project = services.project_create(
-                    slug=DEMO_SLUG, name=DEMO_NAME, instructions=DEMO_INSTRUCTIONS, allow_tie=True,
+                    slug=DEMO_SLUG,
+                    name=DEMO_NAME,
+                    instructions=DEMO_INSTRUCTIONS,
+                    allow_tie=True,
                     allow_both_bad=True,
                 )
             project.members.add(users["annotator"])

@@ -5,6 +5,7 @@ status), so scripts can `tail -n1 | jq`. With --wait it follows the run
 until it ends and exits 1 unless it succeeded. A project that already has
 a queued or running run gets "already running" and that run's JSON, exit 1.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lib.errors import ServiceError, NotFound
 from labeling.selectors import project_get
+from lib.errors import NotFound, ServiceError
 from rewardmodel import services
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import TrainingRun
@@ -21,19 +22,21 @@ from rewardmodel.models import TrainingRun
 
 def run_status_json(run: TrainingRun) -> str:
     version = getattr(run, "model_version", None) if run.status == TrainingRun.Status.SUCCEEDED else None
-    return json.dumps({
-        "id": run.pk,
-        "project": run.project.slug,
-        "status": run.status,
-        "progress": round(run.progress, 4),
-        "phase": run.phase,
-        "attempt": run.attempt,
-        "promoted": run.promoted,
-        "promotion_note": run.promotion_note,
-        "version": version.number if version else None,
-        "held_out_accuracy": run.metrics.get("held_out_accuracy"),
-        "error": run.error,
-    })
+    return json.dumps(
+        {
+            "id": run.pk,
+            "project": run.project.slug,
+            "status": run.status,
+            "progress": round(run.progress, 4),
+            "phase": run.phase,
+            "attempt": run.attempt,
+            "promoted": run.promoted,
+            "promotion_note": run.promotion_note,
+            "version": version.number if version else None,
+            "held_out_accuracy": run.metrics.get("held_out_accuracy"),
+            "error": run.error,
+        }
+    )
 
 
 class Command(BaseCommand):
