@@ -33,6 +33,14 @@ def api_token_revoke(*, token_id: int) -> None:
         raise NotFound("No such active token.")
 
 
+# The demo users `make run` starts with: (username, role, environment variable holding the password).
+DEMO_USERS = (
+    ("admin", roles.ADMIN, "DEMO_ADMIN_PASSWORD"),
+    ("reviewer", roles.REVIEWER, "DEMO_REVIEWER_PASSWORD"),
+    ("annotator", roles.ANNOTATOR, "DEMO_ANNOTATOR_PASSWORD"),
+)
+
+
 def user_ensure(*, username: str, role: str, password: str | None) -> tuple[AbstractBaseUser, bool, str | None]:
     """The user `username` in the group `role`, created if missing (admins are staff and superusers).
 

@@ -16,20 +16,13 @@ import os
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts import roles
-from accounts.services import user_ensure
+from accounts.services import DEMO_USERS, user_ensure
 from labeling import services
 from labeling.demo import DEMO_INSTRUCTIONS, DEMO_NAME, DEMO_SLUG, demo_records
 from labeling.models import Project
 from rewardmodel.services import retrain_policy_update
 
 DEMO_RETRAIN_AFTER_VOTES = 5
-
-DEMO_USERS = (
-    ("admin", roles.ADMIN, "DEMO_ADMIN_PASSWORD"),
-    ("reviewer", roles.REVIEWER, "DEMO_REVIEWER_PASSWORD"),
-    ("annotator", roles.ANNOTATOR, "DEMO_ANNOTATOR_PASSWORD"),
-)
 
 
 class Command(BaseCommand):
