@@ -306,6 +306,16 @@ RM_SCORING_DEVICE = env_str("RM_SCORING_DEVICE", "auto")
 RM_TORCH_THREADS = env_int("RM_TORCH_THREADS", 0, minimum=0)
 # Workers import torch and the engine once, before forking task processes.
 RM_PRELOAD_ENGINE = env_bool("RM_PRELOAD_ENGINE", True)
+# Which queue each kind of run goes to: fine-tunes to the training queue
+# (GPU workers, one process per GPU), heads to a fast queue, so a head never
+# waits behind a fine-tune. A head run that takes longer than this is stopped.
+RM_RUN_QUEUES = {
+    "finetune": env_str("RM_FINETUNE_QUEUE", "training"),
+    "head": env_str("RM_HEAD_QUEUE", "default"),
+}
+RM_HEAD_SOFT_TIME_LIMIT = env_int("RM_HEAD_SOFT_TIME_LIMIT", 900, minimum=30)
+# Frozen backbone features for heads, per project and feature spec (rewardmodel.features).
+FEATURE_CACHE_DIR = Path(env_str("FEATURE_CACHE_DIR", str(VAR_DIR / "features"))).resolve()
 # Models kept loaded per web process (one per project, least recently used out).
 RM_SCORER_CACHE_SIZE = env_int("RM_SCORER_CACHE_SIZE", 2, minimum=1)
 

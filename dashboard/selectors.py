@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from datetime import datetime
 
 import numpy as np
 from django.utils import timezone
@@ -21,7 +22,7 @@ from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
 from dashboard.red_flags import red_flags
 from labeling.models import Project, Split
 from preferences import agreement as ag
-from rewardmodel.models import ModelVersion
+from rewardmodel.models import ModelVersion, QueueOrder
 
 ANNOTATORS_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -143,6 +144,8 @@ def version_figures(*, project: Project) -> dict:
             "run__n_train_pairs",
             "run__n_test_pairs",
             "run__n_votes",
+            "run__kind",
+            "run__snapshot_at",
         )[:VERSIONS_SHOWN]
     )
     rows.reverse()
@@ -153,7 +156,9 @@ def version_figures(*, project: Project) -> dict:
         entry = {
             "id": r["id"],
             "number": r["number"],
+            "kind": r["run__kind"],
             "created_at": r["created_at"].isoformat(),
+            "data_read_at": r["run__snapshot_at"].isoformat() if r["run__snapshot_at"] else None,
             "is_active": r["is_active"],
             "held_out_accuracy": _num(m.get("held_out_accuracy")),
             "held_out_accuracy_ci": [_num(x) for x in ci[:2]],
@@ -201,6 +206,49 @@ def version_figures(*, project: Project) -> dict:
         }
         out["metrics"] = m
     return out
+
+
+# --------------------------------------------------------------------------- #
+# Heads and the queue's order
+# --------------------------------------------------------------------------- #
+HELD_OUT_NOTE = (
+    "Held-out pairs are served in random order and keep their share of every annotator's work, whatever the "
+    "strategy, so held-out accuracy stays an unbiased estimate."
+)
+
+
+def head_figures(*, versions: list[dict]) -> dict | None:
+    """The newest head version: its accuracy, whether it is live, and how fresh its data is."""
+    heads = [v for v in versions if v["kind"] == "head"]
+    if not heads:
+        return None
+    head = heads[-1]
+    read_at = head["data_read_at"]
+    age = (timezone.now() - datetime.fromisoformat(read_at)).total_seconds() if read_at else None
+    return {
+        "version": head["number"],
+        "is_active": head["is_active"],
+        "held_out_accuracy": head["held_out_accuracy"],
+        "held_out_accuracy_ci": head["held_out_accuracy_ci"],
+        "n_train": head["n_train"],
+        "n_eval": head["n_eval"],
+        "data_read_at": read_at,
+        "age_seconds": None if age is None else max(0, round(age)),
+    }
+
+
+def acquisition_figures(*, project: Project) -> dict:
+    """The strategy that orders the queue, and when it last did."""
+    order = QueueOrder.objects.filter(project=project).select_related("version").first()
+    return {
+        "strategy": project.acquisition,
+        "exploration_percent": project.exploration_percent,
+        "applied_strategy": order.strategy if order else None,
+        "applied_at": order.applied_at.isoformat() if order and order.applied_at else None,
+        "by_version": order.version.number if order and order.version else None,
+        "ordered_pairs": order.ordered_pairs if order else 0,
+        "held_out": HELD_OUT_NOTE,
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -293,6 +341,7 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
         "learning_curve": [
             {
                 "version": v["number"],
+                "kind": v["kind"],
                 "n_train": v["n_train"],
                 "held_out_accuracy": v["held_out_accuracy"],
                 "ci": v["held_out_accuracy_ci"],
@@ -302,6 +351,8 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
         ],
         "calibration": versions["calibration"],
         "length_buckets": versions["length_buckets"],
+        "head": head_figures(versions=versions["versions"]),
+        "acquisition": acquisition_figures(project=project),
         "annotators": annotators,
         "red_flags": red_flags(
             metrics=versions.get("metrics") or {},
@@ -351,8 +402,11 @@ def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
         return keys, rows
     if chart == "learning_curve":
         return (
-            ["version", "n_train", "held_out_accuracy", "ci_lo", "ci_hi"],
-            [[p["version"], p["n_train"], p["held_out_accuracy"], *p["ci"]] for p in payload["learning_curve"]],
+            ["version", "n_train", "held_out_accuracy", "ci_lo", "ci_hi", "kind"],
+            [
+                [p["version"], p["n_train"], p["held_out_accuracy"], *p["ci"], p["kind"]]
+                for p in payload["learning_curve"]
+            ],
         )
     if chart == "calibration":
         cal = payload["calibration"] or {"bins": []}

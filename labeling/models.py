@@ -36,6 +36,24 @@ class Project(models.Model):
         validators=[MaxValueValidator(90)],
         help_text="Share of prompts held out for evaluation. Fixed once pairs exist.",
     )
+    acquisition = models.CharField(
+        "acquisition strategy",
+        max_length=16,
+        choices=[
+            ("random", "random"),
+            ("uncertainty", "uncertainty: the head's P(a > b) closest to 1/2"),
+            ("disagreement", "disagreement: the head's members disagree most (BALD)"),
+            ("diverse", "diverse: disagreement plus distance from what is labelled (BAL-PM style)"),
+        ],
+        default="random",
+        help_text="Which train-split pairs the queue serves first, re-ordered after each head retrain. Held-out "
+        "pairs always stay in random order.",
+    )
+    exploration_percent = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MaxValueValidator(100)],
+        help_text="Share of the re-ordered train pairs placed at random, so the strategy never sees only its own picks.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,

@@ -35,6 +35,7 @@ from labeling.pseudonyms import pseudonyms_resolve
 from lib.errors import Conflict, InvalidInput
 from preferences.labels import Tally
 from preferences.records import PreferenceRecord
+from preferences.splits import split_for_prompt
 
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
 
@@ -98,8 +99,12 @@ def pair_content_hash(*, prompt: str, response_a: str, response_b: str) -> str:
 
 def pair_split_for_prompt(*, prompt: str, test_percent: int) -> str:
     """Train or test, fixed by the prompt alone, so one prompt never lands on both sides."""
-    bucket = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big") % 100
-    return Split.TEST if bucket < test_percent else Split.TRAIN
+    return split_for_prompt(prompt, test_percent)
+
+
+# Ranks live in [0, RANK_SPACE): a pair's own rank is the first 15 hex digits
+# of its content hash, uniform over that range.
+RANK_SPACE = 16**15
 
 
 def _rank(content_hash: str) -> int:
@@ -177,6 +182,8 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
             # Stored outside the dashboard aggregates; its receiver folds them
             # in within this transaction, so no figure counts half an import.
             signals.votes_imported.send(sender=Project, project_id=project.pk)
+        if pair_ids:
+            signals.pairs_imported.send(sender=Project, project_id=project.pk)
     return counts
 
 
@@ -533,3 +540,44 @@ def vote_submit(
         # request (dashboard.aggregates): here it would queue behind every
         # other vote in the project, on the project-wide aggregate rows.
     return vote, True
+
+
+# --------------------------------------------------------------------------- #
+# Acquisition: the order the queue serves train-split pairs in
+# --------------------------------------------------------------------------- #
+RERANK_CHUNK = 1000
+
+
+def pairs_rerank(*, project: Project, order: Sequence[int]) -> int:
+    """Serve the project's open train-split pairs in `order` (pair ids, most wanted first).
+
+    Selection walks (slots_taken, rank), so only the ranks change: the
+    pairs of `order` get ranks spread evenly over the rank space in that
+    order, while held-out pairs keep their random content-hash ranks. The
+    two interleave, so held-out pairs keep the same share of every stretch
+    of the queue, in random order, whatever the strategy: held-out accuracy
+    stays an unbiased estimate. Pairs not in `order` keep their ranks.
+
+    Written in chunks of RERANK_CHUNK rows, each its own short transaction,
+    so leases never wait long on a re-rank; K and the leases are untouched
+    (a rank is only an order).
+    """
+    ids = Pair.objects.filter(project=project, split=Split.TRAIN, pk__in=list(order)).values_list("pk", flat=True)
+    train = set(ids)
+    wanted = [pk for pk in dict.fromkeys(order) if pk in train]
+    n = len(wanted)
+    ranks = [(pk, int((i + 0.5) * RANK_SPACE / n)) for i, pk in enumerate(wanted)]
+    for start in range(0, n, RERANK_CHUNK):
+        with transaction.atomic():
+            sql.pair_ranks_set(ranks=ranks[start : start + RERANK_CHUNK])
+    return n
+
+
+def pairs_rerank_reset(*, project: Project) -> int:
+    """Give every train-split pair of the project its own random rank back (the `random` strategy)."""
+    rows = Pair.objects.filter(project=project, split=Split.TRAIN).values_list("pk", "content_hash", "rank")
+    ranks = [(pk, _rank(h)) for pk, h, rank in rows.iterator(chunk_size=5000) if rank != _rank(h)]
+    for start in range(0, len(ranks), RERANK_CHUNK):
+        with transaction.atomic():
+            sql.pair_ranks_set(ranks=ranks[start : start + RERANK_CHUNK])
+    return len(ranks)

@@ -1,8 +1,8 @@
 """What labeling tells the apps above it, without importing them.
 
-The dashboard keeps aggregates of the votes; labeling must not depend on
-it (the import arrows run one way), so it announces what happened here and
-the dashboard listens (dashboard/apps.py).
+The dashboard keeps aggregates of the votes and rewardmodel keeps features
+of the pairs; labeling must not depend on either (the import arrows run one
+way), so it announces what happened here and they listen (their apps.py).
 """
 
 from django.dispatch import Signal
@@ -12,6 +12,10 @@ from django.dispatch import Signal
 # (`Vote.in_aggregates` False), as live votes are; a receiver may fold them
 # in at once, in the same transaction.
 votes_imported = Signal()
+
+# Sent inside the transaction that created new pairs (an import batch), with
+# `project_id`. Retraining embeds their texts for its heads, after commit.
+pairs_imported = Signal()
 
 # Sent while the labeling page is built, with `project` and `user`; each
 # receiver returns a dict of the annotator's own figures to show (never

@@ -517,3 +517,21 @@ def pair_retake_slot(*, pair_id: int, overlap_target: int) -> bool:
             [pair_id, overlap_target],
         )
     )
+
+
+# --------------------------------------------------------------------------- #
+# Acquisition
+# --------------------------------------------------------------------------- #
+def pair_ranks_set(*, ranks: Sequence[tuple[int, int]]) -> None:
+    """Set the rank of each (pair id, rank), in one statement on PostgreSQL, one executemany on SQLite."""
+    if not ranks:
+        return
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s::bigint, %s::bigint)"] * len(ranks))
+        execute(
+            f"UPDATE labeling_pair p SET rank = v.rank FROM (VALUES {values}) AS v(id, rank) WHERE p.id = v.id",
+            [x for pair in ranks for x in pair],
+        )
+        return
+    with cursor() as cur:
+        cur.executemany("UPDATE labeling_pair SET rank = %s WHERE id = %s", [(rank, pk) for pk, rank in ranks])

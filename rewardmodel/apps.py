@@ -9,8 +9,10 @@ class RewardModelConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from labeling.signals import pairs_imported
         from lib import beat
-        from rewardmodel import schedules
+        from rewardmodel import features, schedules
 
         beat.periodic_tasks_register(*schedules.SCHEDULES)
+        pairs_imported.connect(features.features_fill_request, dispatch_uid="rewardmodel.features_fill")
         post_migrate.connect(beat.periodic_tasks_ensure_on_migrate, dispatch_uid="lib.beat.ensure")

@@ -21,7 +21,7 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from rewardmodel import artifacts, services
+from rewardmodel import artifacts, features, services
 from rewardmodel.heartbeat import RunHeartbeat
 from rewardmodel.services import Prediction
 from rewardmodel.snapshot import Snapshot, training_snapshot_take
@@ -81,7 +81,13 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         torch_threads_limit()
         clock.lap("snapshot")
         heartbeat.update(phase="train", progress=0.05)
-        result = train(config, snapshot.train_pairs, snapshot.eval_pairs, on_progress=heartbeat.on_progress)
+        result = train(
+            config,
+            snapshot.train_pairs,
+            snapshot.eval_pairs,
+            on_progress=heartbeat.on_progress,
+            feature_cache=features.project_cache_root(project_id=project_id) if config.kind == "head" else None,
+        )
         clock.lap("train")
 
         heartbeat.update(phase="publishing", progress=0.96)

@@ -16,6 +16,10 @@ from labeling.models import Project
 
 
 class TrainingRun(models.Model):
+    class Kind(models.TextChoices):
+        FINETUNE = "finetune", "fine-tune"
+        HEAD = "head"
+
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule"
         ADMIN = "admin"
@@ -32,6 +36,12 @@ class TrainingRun(models.Model):
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    kind = models.CharField(
+        max_length=10,
+        choices=Kind.choices,
+        default=Kind.FINETUNE,
+        help_text="finetune: the whole backbone (GPU workers); head: a linear head on cached features (seconds).",
+    )
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
@@ -66,9 +76,12 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            # At most one queued or running run per project.
+            # At most one queued or running run per project and kind: a head
+            # retrain never waits behind a fine-tune.
             models.UniqueConstraint(
-                fields=["project"], condition=Q(status__in=["queued", "running"]), name="one_active_run_per_project"
+                fields=["project", "kind"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_run_per_project_kind",
             ),
         ]
         indexes = [models.Index(fields=["project", "-created_at"], name="run_project_time_idx")]
@@ -149,6 +162,14 @@ class RetrainPolicy(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Also retrain when this long has passed since the last successful run and any vote arrived.",
     )
+    head_enabled = models.BooleanField(
+        default=True, help_text="Retrain the project's linear head on its own as votes arrive (fast, on the CPU)."
+    )
+    head_min_new_votes = models.PositiveIntegerField(
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="Retrain the head once this many votes arrived since its last run's data was read.",
+    )
     promotion_delta = models.FloatField(
         default=0.01,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
@@ -172,3 +193,24 @@ class RetrainPolicy(models.Model):
         Read from the database each time: `project.retrain_policy` may be a
         copy cached before an admin changed it."""
         return cls.objects.filter(project_id=project.pk).first() or cls(project_id=project.pk)
+
+
+class QueueOrder(models.Model):
+    """The last re-ordering of a project's queue by its acquisition strategy (rewardmodel.acquisition)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="queue_order")
+    strategy = models.CharField(max_length=16)
+    version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The head whose scores ordered the queue (none for random).",
+    )
+    ordered_pairs = models.PositiveIntegerField(default=0, help_text="Open train pairs given a new rank.")
+    refreshes = models.PositiveIntegerField(default=0)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"queue order of {self.project_id}: {self.strategy}"

@@ -17,7 +17,7 @@ from django.conf import settings
 from rewardmodel.training import TrainConfig
 
 PRESETS = ("default", "tiny")
-RESERVED_FIELDS = ("output_dir",)
+RESERVED_FIELDS = ("output_dir", "kind")
 
 
 def _preset(name: str) -> TrainConfig:
@@ -26,17 +26,21 @@ def _preset(name: str) -> TrainConfig:
     return TrainConfig()
 
 
-def train_config_build(*, policy_overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The config a new run uses. Raises ValueError naming a bad field."""
+def train_config_build(*, policy_overrides: dict[str, Any] | None = None, kind: str = "finetune") -> TrainConfig:
+    """The config a new run of `kind` uses. Raises ValueError naming a bad field.
+
+    The kind comes from the run, never from overrides: one policy's
+    train_config (its backbone, say) serves both kinds.
+    """
     data = _preset(settings.RM_TRAIN_PRESET).to_dict()
     for source in (settings.RM_TRAIN_OVERRIDES, policy_overrides or {}):
         if not isinstance(source, dict):
             raise ValueError("train_config must be a JSON object of TrainConfig fields")
         reserved = sorted(set(source) & set(RESERVED_FIELDS))
         if reserved:
-            raise ValueError(f"{', '.join(reserved)} cannot be overridden: the worker chooses the folder")
+            raise ValueError(f"{', '.join(reserved)} cannot be overridden: the run chooses its kind and folder")
         data.update(source)
-    return TrainConfig.from_dict(data)
+    return TrainConfig.from_dict({**data, "kind": kind})
 
 
 def train_config_error(*, policy_overrides: Any) -> str | None:

@@ -9,7 +9,14 @@ SCHEDULES = [
         "Retrain projects that are due",
         "rewardmodel.tasks.retrain_due_projects",
         60,
-        "Queues a training run for each project whose RetrainPolicy says it is due (new votes or interval).",
+        "Queues a fine-tune for each project whose RetrainPolicy says one is due (new votes or interval).",
+    ),
+    PeriodicTaskSpec(
+        "Retrain heads that are due",
+        "rewardmodel.tasks.retrain_heads_due",
+        5,
+        "Queues a head run (linear head on cached features, seconds) for each project with enough new votes "
+        "since its last head (RetrainPolicy.head_min_new_votes); at most one head run per project at a time.",
     ),
     PeriodicTaskSpec(
         "Reconcile training runs",

@@ -14,8 +14,12 @@ from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
 Status = TrainingRun.Status
 
 
-def training_run_active(*, project: Project) -> TrainingRun | None:
-    return TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATUSES).first()
+def training_run_active(*, project: Project, kind: str | None = None) -> TrainingRun | None:
+    """The project's queued or running run of this kind (of any kind when None)."""
+    runs = TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATUSES)
+    if kind is not None:
+        runs = runs.filter(kind=kind)
+    return runs.first()
 
 
 def training_run_list(*, project: Project, limit: int = 50) -> QuerySet[TrainingRun]:
@@ -61,19 +65,27 @@ def votes_since_count(*, project: Project, since: datetime | None, cap: int) -> 
     return votes.values("pk")[:cap].count()
 
 
-def retrain_due_reason(*, project: Project, policy: RetrainPolicy, now: datetime) -> str | None:
-    """Why the scheduler should retrain `project` now, or None.
+def retrain_due_reason(
+    *, project: Project, policy: RetrainPolicy, now: datetime, kind: str = TrainingRun.Kind.FINETUNE
+) -> str | None:
+    """Why the scheduler should retrain `project` with a run of `kind` now, or None.
 
-    Due when at least `min_new_votes` votes arrived since the data of the
-    last successful run was read, or when `max_interval_hours` passed since
+    Due when enough votes arrived since the data of the last successful run
+    of that kind was read (`min_new_votes` for fine-tunes, `head_min_new_votes`
+    for heads), or, for fine-tunes, when `max_interval_hours` passed since
     that run and any vote arrived (the same data would only train the same
-    model again). Not due while a run is active, nor within
-    RM_RETRY_BACKOFF_SECONDS of a failed or cancelled run, so a broken
+    model again). Not due while a run of that kind is active, nor within
+    RM_RETRY_BACKOFF_SECONDS of a failed or cancelled one, so a broken
     project is not retried every minute.
     """
-    if not policy.enabled or training_run_active(project=project) is not None:
+    head = kind == TrainingRun.Kind.HEAD
+    enabled, needed = (
+        (policy.head_enabled, policy.head_min_new_votes) if head else (policy.enabled, policy.min_new_votes)
+    )
+    if not enabled or training_run_active(project=project, kind=kind) is not None:
         return None
-    last = TrainingRun.objects.filter(project=project).order_by("-created_at").first()
+    runs = TrainingRun.objects.filter(project=project, kind=kind)
+    last = runs.order_by("-created_at").first()
     if (
         last is not None
         and last.status in (Status.FAILED, Status.CANCELLED)
@@ -81,17 +93,19 @@ def retrain_due_reason(*, project: Project, policy: RetrainPolicy, now: datetime
         and now - last.finished_at < timedelta(seconds=settings.RM_RETRY_BACKOFF_SECONDS)
     ):
         return None
-    last_ok = TrainingRun.objects.filter(project=project, status=Status.SUCCEEDED).order_by("-created_at").first()
+    last_ok = runs.filter(status=Status.SUCCEEDED).order_by("-created_at").first()
     since = last_ok.snapshot_at if last_ok else None
-    new_votes = votes_since_count(project=project, since=since, cap=policy.min_new_votes)
-    if new_votes >= policy.min_new_votes:
-        return f"at least {policy.min_new_votes} new votes since the last successful run"
+    new_votes = votes_since_count(project=project, since=since, cap=needed)
+    what = "head" if head else "fine-tune"
+    if new_votes >= needed:
+        return f"at least {needed} new votes since the last successful {what}"
     if (
-        policy.max_interval_hours
+        not head
+        and policy.max_interval_hours
         and last_ok is not None
         and new_votes > 0
         and last_ok.finished_at is not None
         and now - last_ok.finished_at >= timedelta(hours=policy.max_interval_hours)
     ):
-        return f"{policy.max_interval_hours} h since the last successful run, with new votes"
+        return f"{policy.max_interval_hours} h since the last successful fine-tune, with new votes"
     return None

@@ -41,7 +41,15 @@ Status = TrainingRun.Status
 # --------------------------------------------------------------------------- #
 # Policies
 # --------------------------------------------------------------------------- #
-POLICY_FIELDS = ("enabled", "min_new_votes", "max_interval_hours", "promotion_delta", "train_config")
+POLICY_FIELDS = (
+    "enabled",
+    "min_new_votes",
+    "max_interval_hours",
+    "head_enabled",
+    "head_min_new_votes",
+    "promotion_delta",
+    "train_config",
+)
 
 
 def retrain_policy_update(*, project: Project, **changes: Any) -> RetrainPolicy:
@@ -66,41 +74,47 @@ def retrain_policy_update(*, project: Project, **changes: Any) -> RetrainPolicy:
 # --------------------------------------------------------------------------- #
 # Requesting and enqueueing
 # --------------------------------------------------------------------------- #
-def training_run_request(*, project: Project, trigger: str, user: AbstractBaseUser | None = None) -> TrainingRun:
-    """Queue a run for `project` and send it to a worker after commit.
+def training_run_request(
+    *, project: Project, trigger: str, user: AbstractBaseUser | None = None, kind: str = TrainingRun.Kind.FINETUNE
+) -> TrainingRun:
+    """Queue a run of `kind` for `project` and send it to a worker after commit.
 
-    Raises RunAlreadyActive (409) with the existing run when one is queued
-    or running: the project row lock serialises concurrent requests and the
-    partial unique constraint backs it up.
+    Raises RunAlreadyActive (409) with the existing run when one of the same
+    kind is queued or running: the project row lock serialises concurrent
+    requests and the partial unique constraint backs it up. A head run and a
+    fine-tune may run side by side.
     """
     if trigger not in TrainingRun.Trigger.values:
         raise InvalidInput(f"trigger must be one of {', '.join(TrainingRun.Trigger.values)}.")
+    if kind not in TrainingRun.Kind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(TrainingRun.Kind.values)}.")
     policy = RetrainPolicy.for_project(project)
     try:
-        config = train_config_build(policy_overrides=policy.train_config)
+        config = train_config_build(policy_overrides=policy.train_config, kind=kind)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"This project's train_config is invalid: {exc}") from None
 
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
-        active = selectors.training_run_active(project=project)
+        active = selectors.training_run_active(project=project, kind=kind)
         if active is not None:
             raise RunAlreadyActive(active)
         try:
             with transaction.atomic():
                 run = TrainingRun.objects.create(
                     project=project,
+                    kind=kind,
                     trigger=trigger,
                     requested_by=user if user is not None and user.is_authenticated else None,
                     config=config.to_dict(),
                 )
         except IntegrityError:  # a concurrent request won the race the lock did not cover
-            active = selectors.training_run_active(project=project)
+            active = selectors.training_run_active(project=project, kind=kind)
             if active is None:
                 raise Conflict("Another run was being started for this project; try again.") from None
             raise RunAlreadyActive(active) from None
         transaction.on_commit(lambda: training_run_enqueue(run_id=run.pk))
-    log.info("Queued training run %s for %s (trigger %s)", run.pk, project.slug, trigger)
+    log.info("Queued %s run %s for %s (trigger %s)", kind, run.pk, project.slug, trigger)
     return run
 
 
@@ -110,8 +124,16 @@ def training_run_enqueue(*, run_id: int) -> bool:
     from rewardmodel.tasks import train_run  # tasks import this module
 
     task_id = str(uuid.uuid4())
+    kind = TrainingRun.objects.filter(pk=run_id).values_list("kind", flat=True).first() or TrainingRun.Kind.FINETUNE
+    # Heads go to the fast queue with a short time limit, so they never wait behind a fine-tune.
+    limits = {}
+    if kind == TrainingRun.Kind.HEAD:
+        limits = {
+            "soft_time_limit": settings.RM_HEAD_SOFT_TIME_LIMIT,
+            "time_limit": settings.RM_HEAD_SOFT_TIME_LIMIT + 60,
+        }
     try:
-        train_run.apply_async(args=[run_id], task_id=task_id)
+        train_run.apply_async(args=[run_id], task_id=task_id, queue=settings.RM_RUN_QUEUES[kind], **limits)
     except Exception as exc:  # kombu/redis/socket errors alike: the vote or click must not fail
         log.warning(
             "Could not enqueue training run %s (%s: %s); the reconciler will resend it", run_id, type(exc).__name__, exc
@@ -298,8 +320,22 @@ def training_run_succeed(
             heartbeat_at=now,
             error="",
         )
+    if run.kind == TrainingRun.Kind.HEAD:  # a fresher head: re-order what the queue serves next
+        transaction.on_commit(lambda: queue_order_refresh_enqueue(project_id=project.pk, version_id=version.pk))
     log.info("Run %s produced %s v%s: %s", run_id, project.slug, number, decision.note)
     return version
+
+
+def queue_order_refresh_enqueue(*, project_id: int, version_id: int | None = None) -> bool:
+    """Ask a worker to re-order the project's queue; a broker error is logged (the next head retries)."""
+    from rewardmodel.tasks import queue_order_refresh_task
+
+    try:
+        queue_order_refresh_task.apply_async(args=[project_id, version_id], queue=settings.RM_RUN_QUEUES["head"])
+    except Exception as exc:
+        log.warning("Could not queue the queue re-order of project %s: %s", project_id, exc)
+        return False
+    return True
 
 
 def _json_safe(value: Any) -> Any:
@@ -416,17 +452,19 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
 # --------------------------------------------------------------------------- #
 # Scheduler
 # --------------------------------------------------------------------------- #
-def training_runs_schedule_due(*, now: datetime | None = None) -> list[TrainingRun]:
-    """Queue a run for every project whose policy says it is due (the beat task)."""
+def training_runs_schedule_due(
+    *, now: datetime | None = None, kind: str = TrainingRun.Kind.FINETUNE
+) -> list[TrainingRun]:
+    """Queue a run of `kind` for every project whose policy says one is due (the beat tasks)."""
     now = now or timezone.now()
     started = []
     for project in Project.objects.order_by("pk"):
         policy = RetrainPolicy.for_project(project)
-        reason = selectors.retrain_due_reason(project=project, policy=policy, now=now)
+        reason = selectors.retrain_due_reason(project=project, policy=policy, now=now, kind=kind)
         if reason is None:
             continue
         try:
-            run = training_run_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE)
+            run = training_run_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE, kind=kind)
         except RunAlreadyActive:
             continue
         except InvalidInput as exc:

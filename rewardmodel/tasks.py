@@ -13,7 +13,9 @@ from celery import Task, shared_task
 from celery.signals import worker_init
 from django.conf import settings
 
-from rewardmodel import execution, services
+from labeling.models import Project
+from rewardmodel import acquisition, execution, features, services
+from rewardmodel.models import ModelVersion, TrainingRun
 
 
 @worker_init.connect
@@ -55,6 +57,32 @@ def train_run(self, run_id: int) -> str:
 @shared_task(name="rewardmodel.tasks.retrain_due_projects", ignore_result=True, soft_time_limit=120, time_limit=180)
 def retrain_due_projects() -> list[int]:
     return [run.pk for run in services.training_runs_schedule_due()]
+
+
+@shared_task(name="rewardmodel.tasks.retrain_heads_due", ignore_result=True, soft_time_limit=60, time_limit=90)
+def retrain_heads_due() -> list[int]:
+    return [run.pk for run in services.training_runs_schedule_due(kind=TrainingRun.Kind.HEAD)]
+
+
+@shared_task(name="rewardmodel.tasks.features_fill", ignore_result=True, acks_late=True)
+def features_fill_task(project_id: int) -> dict:
+    """Embed the project's new pairs for its heads (see rewardmodel.features)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {}
+    report = features.features_fill(project=project)
+    return {"embedded": report.embedded_sides, "stored": report.stored_sides, "skipped": report.skipped}
+
+
+@shared_task(name="rewardmodel.tasks.queue_order_refresh", ignore_result=True, acks_late=True)
+def queue_order_refresh_task(project_id: int, version_id: int | None = None) -> dict:
+    """Re-order the project's queue by its acquisition strategy (see rewardmodel.acquisition)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {}
+    version = ModelVersion.objects.filter(pk=version_id, project=project).first() if version_id else None
+    refresh = acquisition.queue_order_refresh(project=project, version=version)
+    return {"strategy": refresh.strategy, "ordered": refresh.ordered, "skipped": refresh.skipped}
 
 
 @shared_task(name="rewardmodel.tasks.reconcile_runs", ignore_result=True, soft_time_limit=120, time_limit=180)

@@ -32,8 +32,18 @@ def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
 
 
+KINDS = ("finetune", "head")
+
+
 @dataclass
 class TrainConfig:
+    # ---- kind ----------------------------------------------------------- #
+    kind: str = _help(
+        "'finetune' trains the whole backbone with a one-logit reward head (GPU workers, large data, large "
+        "backbones); 'head' fits linear Bradley-Terry heads on frozen, cached backbone features (seconds on a "
+        "CPU, with uncertainty). Both read the same pairs and report the same metrics.",
+        default="finetune",
+    )
     # ---- model ---------------------------------------------------------- #
     backbone: str = _help(
         "Hugging Face model id or local folder for AutoModelForSequenceClassification(num_labels=1). "
@@ -113,6 +123,32 @@ class TrainConfig:
         "Train each ensemble member on a bootstrap resample (with replacement) of the training pairs.", default=False
     )
 
+    # ---- head (kind='head') -------------------------------------------- #
+    feature_layer: int = _help(
+        "Which hidden state a head reads: -1 is the last layer, -2 the one before (the default: on HH-RLHF it "
+        "beat the last layer and the first token; bench/RESULTS.md).",
+        default=-2,
+    )
+    feature_pooling: str = _help(
+        "How a side's token states become one feature: 'response_mean' (the default: the mean over the "
+        "response's tokens, which have read the prompt through attention), 'mean' over all its tokens, 'cls' "
+        "(the first token) or 'last' (the last real token, for decoders).",
+        default="response_mean",
+    )
+    head_members: int = _help(
+        "Ensemble members of a head: weight vectors sampled from its Laplace posterior; their spread is the "
+        "disagreement that active learning and the dashboard read.",
+        default=5,
+    )
+    head_cv_folds: int = _help(
+        "Folds (grouped by prompt) of the cross-validation on the training pairs that picks the ridge strength.",
+        default=5,
+    )
+    embed_batch_tokens: int = _help(
+        "Padded tokens per embedding batch when features are computed (sides sorted by length first).",
+        default=4096,
+    )
+
     # ---- evaluation ----------------------------------------------------- #
     eval_batch_size: int = _help("Pairs per forward pass when scoring eval pairs.", default=64)
     early_stopping_patience: int = _help(
@@ -160,11 +196,16 @@ class TrainConfig:
             "eval_batch_size",
             "evals_per_epoch",
             "log_interval",
+            "head_members",
+            "head_cv_folds",
+            "embed_batch_tokens",
         )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.max_length < 16:
             raise ValueError(f"max_length must be at least 16, got {self.max_length}")
         for name in ("early_stopping_patience", "train_eval_pairs"):
@@ -188,6 +229,20 @@ class TrainConfig:
         if len(self.strength_margins) != 3:
             raise ValueError(f"strength_margins needs one margin per strength 1, 2, 3, got {self.strength_margins!r}")
         self.strength_margins = [float(m) for m in self.strength_margins]
+        self.feature_spec()  # checks the feature fields
+
+    def feature_spec(self):
+        """The frozen features a head of this config reads (kind='head')."""
+        from .features import FeatureSpec
+
+        return FeatureSpec(
+            backbone=self.backbone,
+            max_length=self.max_length,
+            layer=self.feature_layer,
+            pooling=self.feature_pooling,
+            random_init=self.random_init,
+            config_overrides=dict(self.config_overrides),
+        )
 
     # ---- presets and JSON ----------------------------------------------- #
     @classmethod

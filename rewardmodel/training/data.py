@@ -20,7 +20,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
@@ -51,6 +51,7 @@ class Encoded:
     token_type_ids: list[list[int]] | None  # only for backbones that take them (BERT)
     truncated: list[bool]  # prompt or response cut to fit max_length
     response_tokens: list[int]  # response length before truncation
+    response_spans: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of the kept response
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -123,23 +124,27 @@ class PairEncoder:
             keep_p, keep_r = fit_lengths(n_p, n_r, budget)
             p.truncate(keep_p, direction="left")
             r.truncate(keep_r, direction="right")
-            ids, types = self._join(p, r)
+            ids, types, span = self._join(p, r)
             out.input_ids.append(ids)
+            out.response_spans.append(span)
             if out.token_type_ids is not None:
                 out.token_type_ids.append(types)
             out.truncated.append((keep_p, keep_r) != (n_p, n_r))
             out.response_tokens.append(n_r)
         return out
 
-    def _join(self, prompt, response) -> tuple[list[int], list[int]]:
-        """Token ids and segment ids of one truncated (prompt, response)."""
+    def _join(self, prompt, response) -> tuple[list[int], list[int], tuple[int, int]]:
+        """Token ids, segment ids and the response's [start, end) of one truncated (prompt, response)."""
+        n_r = len(response.ids)
         if self.input_format == "text_pair":
             joined = self._backend.post_processor.process(prompt, response, add_special_tokens=True)
-            return joined.ids, joined.type_ids
+            start = joined.sequence_ids.index(1) if n_r else len(joined.ids)
+            return joined.ids, joined.type_ids, (start, start + n_r)
+        n_p = len(prompt.ids)
         if self.input_format == "chat_template":
-            return prompt.ids + response.ids, []
+            return prompt.ids + response.ids, [], (n_p, n_p + n_r)
         sep = self._separator
-        return prompt.ids + [sep] + response.ids + [sep], []
+        return prompt.ids + [sep] + response.ids + [sep], [], (n_p + 1, n_p + 1 + n_r)
 
 
 @dataclass

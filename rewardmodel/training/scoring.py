@@ -1,8 +1,11 @@
 """Score (prompt, response) pairs with a saved reward model: load once, score many.
 
-Inputs are encoded by the same `PairEncoder` as in training. Scores are
-computed in fp32, so they match a plain `transformers` forward pass of the
-saved folder. An ensemble's score is its members' mean.
+Inputs are encoded by the same `PairEncoder` as in training. A fine-tune's
+scores are computed in fp32, so they match a plain `transformers` forward
+pass of the saved folder; an ensemble's score is its members' mean. A head
+folder (`kind: "head"` in reward_meta.json) scores by embedding each side
+with its frozen backbone and taking the head's dot product (`HeadScorer`).
+`RewardScorer.load` picks the right one.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ class RewardScorer:
         self.collate = Collator(encoder.tokenizer.pad_token_id, 8, encoder.max_length, device)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> RewardScorer:
+    def load(cls, path: str | Path, device: str = "auto") -> RewardScorer | HeadScorer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = torch.device(device)
         meta = read_meta(path)
+        if meta.get("kind") == "head":
+            return HeadScorer.load(path, device=str(device), meta=meta)
         tokenizer = load_tokenizer(str(path))
         models = [
             AutoModelForSequenceClassification.from_pretrained(Path(path) / m["path"], attn_implementation="sdpa")
@@ -61,3 +66,49 @@ class RewardScorer:
             rewards[torch.tensor(rows, device=self.device)] = torch.stack(member_rewards).mean(dim=0)
         raw = rewards.cpu().tolist()
         return raw, [(r - self.mean) / self.std for r in raw]
+
+
+class HeadScorer:
+    """Scores with a linear head on frozen features: reward = w . feature(prompt, response)."""
+
+    def __init__(self, head, embedder, meta: dict):
+        self.head = head
+        self.embedder = embedder
+        self.meta = meta
+        self.mean = meta.get("reward_mean") or 0.0
+        self.std = meta.get("reward_std") or 1.0
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", meta: dict | None = None) -> HeadScorer:
+        from .features import Embedder, FeatureSpec
+        from .head import LinearHead
+
+        meta = meta or read_meta(path)
+        spec = FeatureSpec(**meta["feature_spec"])
+        # The precision the head was trained with, so scores match its training features.
+        embedder = Embedder(spec, device=device, bf16=meta["metrics"].get("bf16", False))
+        if embedder.key != meta["feature_key"]:
+            raise ValueError(
+                f"{path}: the backbone's features are not the ones this head was trained on "
+                f"(key {embedder.key}, expected {meta['feature_key']})"
+            )
+        return cls(LinearHead.load(path), embedder, meta)
+
+    def score(
+        self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32
+    ) -> tuple[list[float], list[float]]:
+        """(raw, normalised) reward of each response to its prompt, in input order."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if not prompts:
+            return [], []
+        raw = self.head.rewards(self.embedder.embed(list(prompts), list(responses))).tolist()
+        return raw, [(r - self.mean) / self.std for r in raw]
+
+    def uncertainty(
+        self, prompts_a: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]
+    ) -> list[float]:
+        """The members' spread (std) of the margin r_a - r_b for each pair."""
+        prompts = list(prompts_a)
+        diff = self.embedder.embed(prompts, list(responses_a)) - self.embedder.embed(prompts, list(responses_b))
+        return self.head.member_margins(diff).std(axis=0).tolist()

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -88,14 +89,22 @@ def train(
     train_pairs: Sequence[TrainingPair],
     eval_pairs: Sequence[TrainingPair],
     on_progress: ProgressCallback | None = None,
+    feature_cache: str | Path | None = None,
 ) -> TrainResult:
     """Train `config.ensemble` reward models on `train_pairs`; evaluate on `eval_pairs`.
 
     `on_progress` is called at every optimizer step (and during the other
     phases); returning True stops the run, which raises TrainingCancelled.
+    With `config.kind == "head"` it fits linear heads on frozen features
+    instead (head_trainer.py), embedding only the sides `feature_cache` (a
+    folder) does not hold yet.
     """
     if not train_pairs:
         raise ValueError("no training pairs")
+    if config.kind == "head":
+        from .head_trainer import train_head
+
+        return train_head(config, train_pairs, eval_pairs, Reporter(on_progress, None), feature_cache)
     runtime = setup_runtime(config)
     report = Reporter(on_progress, runtime)
 
@@ -341,7 +350,7 @@ class Reporter:
     log_interval steps), where they meet anyway.
     """
 
-    def __init__(self, callback: ProgressCallback | None, runtime: Runtime):
+    def __init__(self, callback: ProgressCallback | None, runtime: Runtime | None):
         self.callback = callback
         self.runtime = runtime
         self.metrics: dict = {}  # the last synced running metrics
@@ -361,7 +370,7 @@ class Reporter:
         if self.callback is not None:
             if self.callback(Progress(phase, step, total, self.fraction, self.metrics)):
                 self.stop_requested = True
-        if self.runtime.world_size == 1:
+        if self.runtime is None or self.runtime.world_size == 1:  # None: one process (a head fit)
             if self.stop_requested:
                 raise TrainingCancelled(f"stopped by on_progress during {phase}")
         elif sync_point and self.runtime.any_rank(self.stop_requested):

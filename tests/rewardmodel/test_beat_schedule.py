@@ -27,11 +27,12 @@ def test_schedules_are_editable_rows_created_once(db):
     tasks = dict(PeriodicTask.objects.values_list("task", "interval__every"))
     assert tasks["rewardmodel.tasks.retrain_due_projects"] == 60
     assert tasks["rewardmodel.tasks.reconcile_runs"] == 30
+    assert tasks["rewardmodel.tasks.retrain_heads_due"] == 5
     assert tasks["dashboard.aggregates_fold"] == 5
     # when an admin edits one and the rows are ensured again, the edit stays
     PeriodicTask.objects.filter(task="rewardmodel.tasks.reconcile_runs").update(enabled=False)
     periodic_tasks_ensure()
-    assert PeriodicTask.objects.filter(task__startswith="rewardmodel.").count() == 2
+    assert PeriodicTask.objects.filter(task__startswith="rewardmodel.").count() == 3
     assert not PeriodicTask.objects.get(task="rewardmodel.tasks.reconcile_runs").enabled
 
 
@@ -55,6 +56,7 @@ def test_each_periodic_task_is_declared_once_by_the_app_that_runs_it():
         "dashboard.aggregates_fold",
         "rewardmodel.tasks.reconcile_runs",
         "rewardmodel.tasks.retrain_due_projects",
+        "rewardmodel.tasks.retrain_heads_due",
     ]
     assert len({s.name for s in specs}) == len(specs)
     # and no migration holds a copy of them any more

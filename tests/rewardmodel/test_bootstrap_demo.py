@@ -48,7 +48,8 @@ def test_imports_the_demo_project_idempotently(db):
     assert project.pairs.count() == len(demo_triples())
     assert Vote.objects.filter(project=project).count() > 0
     assert project.members.filter(username="annotator").exists()
-    assert RetrainPolicy.objects.get(project=project).min_new_votes == 5
+    policy = RetrainPolicy.objects.get(project=project)
+    assert (policy.min_new_votes, policy.head_enabled, policy.head_min_new_votes) == (50, True, 20)
     # every demo pair has a clearly better side: the simulated majority agrees with it
     # on most voted pairs
     agree = sum(1 for p in project.pairs.all() if p.vote_count and (p.votes_a != p.votes_b))

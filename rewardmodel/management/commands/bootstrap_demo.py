@@ -22,7 +22,9 @@ from labeling.demo import DEMO_INSTRUCTIONS, DEMO_NAME, DEMO_SLUG, demo_records
 from labeling.models import Project
 from rewardmodel.services import retrain_policy_update
 
-DEMO_RETRAIN_AFTER_VOTES = 5
+# Heads (seconds on a CPU) retrain after every 20 new votes, the policy's
+# default; the demo's fine-tune, which takes minutes on a CPU, after 50.
+DEMO_FINETUNE_AFTER_VOTES = 50
 
 
 class Command(BaseCommand):
@@ -44,9 +46,7 @@ class Command(BaseCommand):
                 )
             project.members.add(users["annotator"])
         counts = services.pairs_import_batch(project=project, records=demo_records(), shuffle_sides=False)
-        # The demo has a few dozen pairs: retrain after every few new votes,
-        # so one annotator sees the scheduler at work.
-        retrain_policy_update(project=project, min_new_votes=DEMO_RETRAIN_AFTER_VOTES)
+        retrain_policy_update(project=project, min_new_votes=DEMO_FINETUNE_AFTER_VOTES)
         self.stdout.write(
             f"Demo project '{DEMO_SLUG}': {counts.created} pairs created, {counts.duplicates} already there, "
             f"{counts.votes} simulated votes."

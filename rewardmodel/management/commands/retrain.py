@@ -1,9 +1,11 @@
-"""`manage.py retrain --project SLUG [--wait]`: queue a training run.
+"""`manage.py retrain --project SLUG [--kind head|finetune] [--wait]`: queue a training run.
 
 The last line printed is the run's status as JSON (at least id and
 status), so scripts can `tail -n1 | jq`. With --wait it follows the run
 until it ends and exits 1 unless it succeeded. A project that already has
-a queued or running run gets "already running" and that run's JSON, exit 1.
+a queued or running run of that kind gets "already running" and that run's
+JSON, exit 1. `--kind head` fits a linear head on cached features (seconds);
+the default, `finetune`, trains the whole backbone (GPU workers).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def run_status_json(run: TrainingRun) -> str:
         {
             "id": run.pk,
             "project": run.project.slug,
+            "kind": run.kind,
             "status": run.status,
             "progress": round(run.progress, 4),
             "phase": run.phase,
@@ -44,17 +47,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument(
+            "--kind",
+            choices=TrainingRun.Kind.values,
+            default=TrainingRun.Kind.FINETUNE,
+            help="head: a linear head on cached features (seconds on a CPU); finetune (default): the whole backbone.",
+        )
         parser.add_argument("--wait", action="store_true", help="Wait for the run to finish.")
         parser.add_argument("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between progress lines with --wait.")
 
-    def handle(self, *args, project: str, wait: bool, timeout: float | None, poll: float, **options):
+    def handle(self, *args, project: str, kind: str, wait: bool, timeout: float | None, poll: float, **options):
         try:
             found = project_get(slug=project)
         except NotFound:
             raise CommandError(f"No project with slug {project!r}.") from None
         try:
-            run = services.training_run_request(project=found, trigger=TrainingRun.Trigger.CLI)
+            run = services.training_run_request(project=found, trigger=TrainingRun.Trigger.CLI, kind=kind)
         except RunAlreadyActive as exc:
             self.stderr.write(f"Already running: run {exc.run.pk} is {exc.run.status}.")
             self.stdout.write(run_status_json(exc.run))
@@ -68,7 +77,7 @@ class Command(BaseCommand):
         last = None
         while True:
             run.refresh_from_db()
-            line = f"run {run.pk}: {run.status} {run.progress:.0%} {run.phase}"
+            line = f"{run.kind} run {run.pk}: {run.status} {run.progress:.0%} {run.phase}"
             if line != last:
                 self.stderr.write(line)
                 last = line
