@@ -212,8 +212,10 @@ USE_TZ = True
 EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6390, minimum=1)
 REDIS_URL = env_str("REDIS_URL", None) or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
-TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 6 * 3600, minimum=60)
-TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", TRAINING_SOFT_TIME_LIMIT + 600, minimum=60)
+# A run past the soft limit stops itself and fails; past the hard limit the
+# worker's parent kills it and marks it timed out (never requeued). Seconds.
+TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 6 * 3600, minimum=1)
+TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", TRAINING_SOFT_TIME_LIMIT + 600, minimum=1)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -293,8 +295,33 @@ RM_MAX_ATTEMPTS = env_int("RM_MAX_ATTEMPTS", 2, minimum=1)
 # RM_QUEUED_RESEND_SECONDS. Duplicates are harmless: claiming is conditional.
 RM_ENQUEUE_GRACE_SECONDS = env_int("RM_ENQUEUE_GRACE_SECONDS", 15, minimum=0)
 RM_QUEUED_RESEND_SECONDS = env_int("RM_QUEUED_RESEND_SECONDS", 3600, minimum=1)
-# The scheduler leaves a project alone this long after a failed or cancelled run.
+# After failed runs the scheduler waits RM_RETRY_BACKOFF_SECONDS, doubling
+# with each consecutive failure up to RM_RETRY_BACKOFF_MAX_SECONDS; after
+# RM_PAUSE_AFTER_FAILURES consecutive failures it pauses the project's
+# policy until an admin resumes it (0: never pause).
 RM_RETRY_BACKOFF_SECONDS = env_int("RM_RETRY_BACKOFF_SECONDS", 1800, minimum=0)
+RM_RETRY_BACKOFF_MAX_SECONDS = env_int("RM_RETRY_BACKOFF_MAX_SECONDS", 24 * 3600, minimum=0)
+RM_PAUSE_AFTER_FAILURES = env_int("RM_PAUSE_AFTER_FAILURES", 5, minimum=0)
+# The promotion gate (docs/retraining.md#promotion): a candidate is compared
+# with the live version on the same held-out pairs (McNemar's exact test at
+# RM_PROMOTION_ALPHA; below RM_PROMOTION_MIN_PAIRS shared pairs, "not worse"),
+# and with the last RM_PROMOTION_LOOKBACK versions that were live.
+RM_PROMOTION_ALPHA = env_float("RM_PROMOTION_ALPHA", 0.05)
+RM_PROMOTION_MIN_PAIRS = env_int("RM_PROMOTION_MIN_PAIRS", 30, minimum=1)
+RM_PROMOTION_LOOKBACK = env_int("RM_PROMOTION_LOOKBACK", 5, minimum=1)
+# Model folders kept on disk: the live version, the last RM_KEEP_VERSIONS,
+# the promotion gate's references and pinned versions; the others' folders
+# are pruned. Training and publishing need RM_MIN_FREE_DISK_MB free there.
+RM_KEEP_VERSIONS = env_int("RM_KEEP_VERSIONS", 5, minimum=1)
+RM_MIN_FREE_DISK_MB = env_int("RM_MIN_FREE_DISK_MB", 1024, minimum=0)
+# Backbones a run may use: Hub ids or server folders (JSON list). The
+# default backbone is always allowed.
+try:
+    RM_ALLOWED_BACKBONES = json.loads(env_str("RM_ALLOWED_BACKBONES", "[]"))
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"RM_ALLOWED_BACKBONES is not valid JSON: {exc}") from None
+if not isinstance(RM_ALLOWED_BACKBONES, list) or not all(isinstance(b, str) for b in RM_ALLOWED_BACKBONES):
+    raise ImproperlyConfigured("RM_ALLOWED_BACKBONES must be a JSON list of model ids or folders")
 # Scoring API caps: items per request and their total characters (over
 # either: 413). Django's DATA_UPLOAD_MAX_MEMORY_SIZE caps the body itself.
 RM_SCORE_MAX_ITEMS = env_int("RM_SCORE_MAX_ITEMS", 256, minimum=1)

@@ -61,7 +61,10 @@ class ScorerCache:
             from rewardmodel.training import RewardScorer
 
             torch_threads_limit()
-            loaded = _Loaded(version_id, RewardScorer.load(artifact_dir, device=settings.RM_SCORING_DEVICE))
+            # Checksums verified at load: a folder changed since training is refused.
+            checksums = selectors.model_version_checksums(version_id=version_id)
+            scorer = RewardScorer.load(artifact_dir, device=settings.RM_SCORING_DEVICE, checksums=checksums)
+            loaded = _Loaded(version_id, scorer)
             with self._lock:
                 self._models[project_id] = loaded
                 self._models.move_to_end(project_id)

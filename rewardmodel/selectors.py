@@ -53,6 +53,11 @@ def model_version_active_ref(*, project_id: int) -> tuple[int, int, str] | None:
     )
 
 
+def model_version_checksums(*, version_id: int) -> dict[str, str]:
+    """The checksums recorded when the version was trained (read when its folder is loaded)."""
+    return ModelVersion.objects.filter(pk=version_id).values_list("checksums", flat=True).first() or {}
+
+
 def votes_since_count(*, project: Project, since: datetime | None, cap: int) -> int:
     """Votes that arrived after `since` (all when None), counted up to `cap` only."""
     votes = Vote.objects.filter(project=project)

@@ -27,10 +27,10 @@ from django.utils import timezone
 
 from labeling.models import Pair, Project
 from lib.errors import Conflict, InvalidInput
-from rewardmodel import artifacts, selectors, signals
+from rewardmodel import artifacts, gate, selectors, signals
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
-from rewardmodel.promotion import non_finite_metrics, promotion_decide
+from rewardmodel.promotion import Rules, non_finite_metrics, promotion_decide
 from rewardmodel.run_config import train_config_build, train_config_error
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,32 @@ def training_run_fail_task(*, run_id: int, task_id: str, error: str) -> bool:
     )
 
 
+def training_run_time_out(*, run_id: int, task_id: str, limit_seconds: int) -> bool:
+    """The worker's parent killed the run at the hard time limit: fail it "timed out", for good.
+
+    Called from the worker's main process (the child is gone), so it also
+    removes what the attempt left on disk. Never requeued: the same run
+    would only hit the same limit again.
+    """
+    run = TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, celery_task_id=task_id).first()
+    if run is None:
+        return False
+    now = timezone.now()
+    changed = TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, attempt=run.attempt).update(
+        status=Status.FAILED,
+        finished_at=now,
+        heartbeat_at=now,
+        phase="timed out",
+        error=f"Timed out: stopped at the hard time limit of {limit_seconds} s (TRAINING_HARD_TIME_LIMIT); "
+        "not retried. Train on less data or fewer epochs, or raise the limit.",
+    )
+    if changed:
+        artifacts.attempt_files_remove(
+            project_id=run.project_id, run_id=run_id, attempt=run.attempt, key=run.artifact_key
+        )
+    return bool(changed)
+
+
 def training_run_mark_cancelled(*, run_id: int, attempt: int) -> bool:
     now = timezone.now()
     return bool(
@@ -239,12 +265,17 @@ def training_run_succeed(
     checksums: dict[str, str],
     metrics: dict[str, Any],
     predictions: Sequence[Prediction],
+    winners: dict[int, str] | None = None,
     timings: dict[str, float] | None = None,
 ) -> ModelVersion | None:
     """Record the new version, its predictions and the promotion decision, in one transaction.
 
-    Returns None, writing nothing, when this attempt no longer owns the run;
-    and marks the run cancelled instead when Cancel came in at the last moment.
+    `winners` labels the held-out pairs the candidate is judged on (pair id
+    -> a or b, as in its snapshot); the versions it is compared with have
+    been scored on them beforehand (`gate.references_prepare`), so this
+    reads their cached margins. Returns None, writing nothing, when this
+    attempt no longer owns the run; and marks the run cancelled instead when
+    Cancel came in at the last moment.
     """
     now = timezone.now()
     metrics = _json_safe(metrics)
@@ -265,6 +296,9 @@ def training_run_succeed(
             training_run_mark_cancelled(run_id=run_id, attempt=attempt)
             return None
         project = run.project
+        # The live version and the recent ones, read under the project lock, before the new one exists.
+        winners = winners or {}
+        active, recent = gate.references_read(project_id=project.pk, pair_ids=winners)
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
         version = ModelVersion.objects.create(
             project=project, run=run, number=number, artifact_dir=artifact_dir, checksums=checksums, metrics=metrics
@@ -279,10 +313,18 @@ def training_run_succeed(
             ],
             batch_size=1000,
         )
-        active = ModelVersion.objects.filter(project=project, is_active=True).first()
         policy = RetrainPolicy.for_project(project)
         decision = promotion_decide(
-            new_metrics=metrics, active_metrics=active.metrics if active else None, delta=policy.promotion_delta
+            metrics=metrics,
+            candidate_margins={p.pair_id: p.margin for p in predictions},
+            winners=winners,
+            active=active,
+            recent=recent,
+            rules=Rules(
+                delta=policy.promotion_delta,
+                alpha=settings.RM_PROMOTION_ALPHA,
+                min_pairs=settings.RM_PROMOTION_MIN_PAIRS,
+            ),
         )
         if decision.promote:
             _version_make_active(version=version, user=None, now=now)
@@ -294,6 +336,7 @@ def training_run_succeed(
             # The run keeps the pipeline's own timings beside the engine's metrics.
             metrics={**metrics, "pipeline_seconds": _json_safe(timings or {})},
             promotion_note=decision.note,
+            promotion=_json_safe(decision.figures),
             finished_at=now,
             heartbeat_at=now,
             error="",
@@ -365,7 +408,7 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
     stale = TrainingRun.objects.filter(status=Status.RUNNING).filter(
         Q(heartbeat_at__lt=deadline) | Q(heartbeat_at__isnull=True)
     )
-    for run in stale.only("id", "project_id", "attempt", "heartbeat_at", "cancel_requested"):
+    for run in stale.only("id", "project_id", "attempt", "heartbeat_at", "cancel_requested", "artifact_key"):
         mine = TrainingRun.objects.filter(
             pk=run.pk, status=Status.RUNNING, attempt=run.attempt, heartbeat_at=run.heartbeat_at
         )
@@ -397,7 +440,9 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
             outcome = report.failed
         if changed:  # only the reconciler whose UPDATE won cleans up, and only that attempt's files
             outcome.append(run.pk)
-            artifacts.attempt_files_remove(project_id=run.project_id, run_id=run.pk, attempt=run.attempt)
+            artifacts.attempt_files_remove(
+                project_id=run.project_id, run_id=run.pk, attempt=run.attempt, key=run.artifact_key
+            )
 
     grace = now - timedelta(seconds=settings.RM_ENQUEUE_GRACE_SECONDS)
     unsent = TrainingRun.objects.filter(status=Status.QUEUED).filter(
@@ -458,6 +503,11 @@ def model_version_activate(*, version: ModelVersion, user: AbstractBaseUser) -> 
     """
     if version.is_active:
         return version
+    if version.pruned_at is not None:
+        raise Conflict(
+            f"Version {version.number} cannot go live: its files were pruned on {version.pruned_at:%Y-%m-%d} "
+            "to free disk (pin versions you may want back)."
+        )
     bad = non_finite_metrics(version.metrics)
     if bad:
         raise InvalidInput(f"Version {version.number} cannot go live: metrics not finite ({', '.join(bad)}).")

@@ -3,17 +3,21 @@
 Inputs are encoded by the same `PairEncoder` as in training. Scores are
 computed in fp32, so they match a plain `transformers` forward pass of the
 saved folder. An ensemble's score is its members' mean.
+
+Loading checks the folder first (`integrity.folder_verify`): safetensors
+weights only, and the recorded checksums when the caller passes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
 from .data import Collator, PairEncoder, sorted_batches
+from .integrity import folder_verify
 from .model import load_tokenizer, read_meta, takes_token_types
 
 
@@ -29,14 +33,18 @@ class RewardScorer:
         self.collate = Collator(encoder.tokenizer.pad_token_id, 8, encoder.max_length, device)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> RewardScorer:
+    def load(cls, path: str | Path, device: str = "auto", checksums: Mapping[str, str] | None = None) -> RewardScorer:
+        """Load a saved folder; refuses pickle weights, and files that differ from `checksums` if given."""
+        folder_verify(path, checksums)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = torch.device(device)
         meta = read_meta(path)
         tokenizer = load_tokenizer(str(path))
         models = [
-            AutoModelForSequenceClassification.from_pretrained(Path(path) / m["path"], attn_implementation="sdpa")
+            AutoModelForSequenceClassification.from_pretrained(
+                Path(path) / m["path"], attn_implementation="sdpa", use_safetensors=True
+            )
             .to(device)
             .eval()
             for m in meta["members"]

@@ -12,8 +12,12 @@ from labeling.models import Pair, Split
 from preferences.labels import Tally
 from rewardmodel import artifacts, execution, services
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
+from rewardmodel.promotion import FIGURES
 
 Status = TrainingRun.Status
+# A learning rate too small to move the tiny model: with this seed, its untrained
+# head prefers the wrong side of every fixture pair (see test_worse_version_...).
+WEAK = {"lr": 1e-9, "seed": 1}
 
 # The heartbeat thread writes through its own connection, as on a worker:
 # it must not wait behind a test transaction holding SQLite's write lock.
@@ -80,20 +84,27 @@ def test_predictions_cover_every_voted_test_pair_in_pair_terms(labelled_project,
 
 
 def test_worse_version_is_kept_but_not_promoted(labelled_project, no_broker):
-    # given an active version with a held-out accuracy no new model can reach
+    # given a live version that learned the labels
     first = _request(labelled_project)
     execution.training_run_execute(run_id=first.pk)
     active = ModelVersion.objects.get(run=first)
-    ModelVersion.objects.filter(pk=active.pk).update(metrics={**active.metrics, "held_out_accuracy": 1.5})
-    # when another run finishes
+    # when a run with a learning rate too small to learn anything finishes (an untrained seed
+    # that happens to prefer the wrong side on these pairs)
+    services.retrain_policy_update(project=labelled_project, train_config=WEAK)
     second = _request(labelled_project)
     execution.training_run_execute(run_id=second.pk)
     # then it succeeded, its version exists, and the old version stays live
     second.refresh_from_db()
     assert second.status == Status.SUCCEEDED
-    assert second.promoted is False and "below the active" in second.promotion_note
+    assert second.promoted is False and "Not promoted: too few held-out pairs to tell" in second.promotion_note
     assert ModelVersion.objects.get(run=second).is_active is False
     assert ModelVersion.objects.get(pk=active.pk).is_active is True
+    # and the run carries the paired figures, measured on the same pairs
+    figures = second.promotion
+    assert list(figures) == list(FIGURES)
+    assert figures["decision"] == "refused" and figures["n"] == second.n_test_pairs
+    assert figures["candidate_accuracy"] < figures["active_accuracy"]
+    assert figures["difference"] == pytest.approx(figures["candidate_accuracy"] - figures["active_accuracy"])
 
 
 def test_engine_error_fails_the_run_with_its_message_and_frees_the_project(labelled_project, no_broker):

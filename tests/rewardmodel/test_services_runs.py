@@ -195,8 +195,9 @@ def test_reconciler_requeues_a_lost_first_attempt_and_resends_it(labelled_projec
     # given stale temp files of the lost attempt
     from rewardmodel import artifacts
 
-    stale = artifacts.temp_dir_create(project_id=labelled_project.pk, run_id=run.pk, attempt=1)
-    orphan = artifacts.final_dir(project_id=labelled_project.pk, run_id=run.pk, attempt=1)
+    names = {"project_id": labelled_project.pk, "run_id": run.pk, "attempt": 1, "key": run.artifact_key}
+    stale = artifacts.temp_dir_create(**names)
+    orphan = artifacts.final_dir(**names)
     orphan.mkdir()  # published just before the worker died, never recorded
     report = services.training_runs_reconcile()
     run.refresh_from_db()
