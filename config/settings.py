@@ -212,9 +212,12 @@ USE_TZ = True
 EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6390, minimum=1)
 REDIS_URL = env_str("REDIS_URL", None) or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
-# A run past the soft limit stops itself and fails; past the hard limit the
-# worker's parent kills it and marks it timed out (never requeued). Seconds.
-TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 6 * 3600, minimum=1)
+# A run past the soft limit stops itself and fails; one still going at the
+# hard limit (stuck in native code, say) is killed by the worker's parent,
+# which marks it timed out (never requeued). Seconds; a soft limit of 0 turns
+# it off, leaving the hard one. Celery arms the hard limit only once the
+# soft one has fired, so it counts from the start only without a soft limit.
+TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 6 * 3600, minimum=0)
 TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", TRAINING_SOFT_TIME_LIMIT + 600, minimum=1)
 
 CELERY_BROKER_URL = REDIS_URL
@@ -227,7 +230,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT or None
 CELERY_TASK_TIME_LIMIT = TRAINING_HARD_TIME_LIMIT
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -267,6 +270,14 @@ IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, 
 IMPORT_INLINE_MAX_BYTES = env_int("IMPORT_INLINE_MAX_BYTES", 1024 * 1024, minimum=0)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000, minimum=1)
 IMPORT_UPLOAD_DIR = Path(env_str("IMPORT_UPLOAD_DIR", str(VAR_DIR / "uploads"))).resolve()
+# A running import silent this long lost its worker: the reconciler (beat)
+# queues it again, up to IMPORT_MAX_ATTEMPTS attempts, then fails it. A queued
+# one sent this long ago is sent again. A failed import's upload is kept
+# IMPORT_RETRY_KEEP_HOURS for "retry, skipping the invalid rows".
+IMPORT_HEARTBEAT_TIMEOUT_SECONDS = env_int("IMPORT_HEARTBEAT_TIMEOUT_SECONDS", 300, minimum=1)
+IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 2, minimum=1)
+IMPORT_QUEUED_RESEND_SECONDS = env_int("IMPORT_QUEUED_RESEND_SECONDS", 3600, minimum=1)
+IMPORT_RETRY_KEEP_HOURS = env_int("IMPORT_RETRY_KEEP_HOURS", 24, minimum=0)
 
 # Retraining and scoring (docs/retraining.md).
 # RM_TRAIN_PRESET picks the engine defaults a run starts from: "default"

@@ -63,6 +63,38 @@ def retrain_policy_update(*, project: Project, **changes: Any) -> RetrainPolicy:
     return policy
 
 
+def retrain_policy_pause_if_failing(*, project: Project, policy: RetrainPolicy, now: datetime) -> bool:
+    """Pause the policy after RM_PAUSE_AFTER_FAILURES consecutive failed runs; True when it is paused."""
+    if policy.paused_at is not None:
+        return True
+    limit = settings.RM_PAUSE_AFTER_FAILURES
+    if not limit or not policy.enabled:
+        return False
+    failures = selectors.consecutive_failures(project=project, policy=policy)
+    if len(failures) < limit:
+        return False
+    last = failures[0]
+    reason = (
+        f"Paused after {len(failures)} consecutive failed runs (RM_PAUSE_AFTER_FAILURES={limit}); the last, "
+        f"run {last.pk}, failed with: {last.error[:500] or 'no message'}. Fix the cause, then resume."
+    )
+    if policy.pk is None:
+        policy.save()
+    RetrainPolicy.objects.filter(pk=policy.pk, paused_at__isnull=True).update(paused_at=now, pause_reason=reason)
+    log.error("Automatic retraining of %s paused: %s", project.slug, reason)
+    return True
+
+
+def retrain_policy_resume(*, project: Project, user: AbstractBaseUser | None = None) -> RetrainPolicy:
+    """Lift a pause: the scheduler may retrain again, and the failures so far no longer count."""
+    policy = RetrainPolicy.for_project(project)
+    if policy.paused_at is None:
+        raise Conflict("Automatic retraining of this project is not paused.")
+    RetrainPolicy.objects.filter(pk=policy.pk).update(paused_at=None, pause_reason="", resumed_at=timezone.now())
+    log.info("Automatic retraining of %s resumed by %s", project.slug, getattr(user, "username", None) or "system")
+    return RetrainPolicy.for_project(project)
+
+
 # --------------------------------------------------------------------------- #
 # Requesting and enqueueing
 # --------------------------------------------------------------------------- #
@@ -111,7 +143,9 @@ def training_run_enqueue(*, run_id: int) -> bool:
 
     task_id = str(uuid.uuid4())
     try:
-        train_run.apply_async(args=[run_id], task_id=task_id)
+        # No time limits in the message: Celery would otherwise stamp the sender's
+        # (the web's) limits on it; the worker applies its own TRAINING_*_TIME_LIMIT.
+        train_run.apply_async(args=[run_id], task_id=task_id, time_limit=None, soft_time_limit=None)
     except Exception as exc:  # kombu/redis/socket errors alike: the vote or click must not fail
         log.warning(
             "Could not enqueue training run %s (%s: %s); the reconciler will resend it", run_id, type(exc).__name__, exc
@@ -462,11 +496,18 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
 # Scheduler
 # --------------------------------------------------------------------------- #
 def training_runs_schedule_due(*, now: datetime | None = None) -> list[TrainingRun]:
-    """Queue a run for every project whose policy says it is due (the beat task)."""
+    """Queue a run for every project whose policy says it is due (the beat task).
+
+    A project whose last RM_PAUSE_AFTER_FAILURES runs all failed has its
+    policy paused first (`retrain_policy_pause_if_failing`): retrying what
+    keeps failing only burns the GPU.
+    """
     now = now or timezone.now()
     started = []
     for project in Project.objects.order_by("pk"):
         policy = RetrainPolicy.for_project(project)
+        if retrain_policy_pause_if_failing(project=project, policy=policy, now=now):
+            continue
         reason = selectors.retrain_due_reason(project=project, policy=policy, now=now)
         if reason is None:
             continue

@@ -58,6 +58,7 @@ MATRIX = [
     row("get", "/p/{slug}/runs/", LOGIN, 403, 403, 200, 200),
     row("get", "/p/{slug}/runs/table", LOGIN, 403, 403, 200, 200),
     row("post", "/p/{slug}/runs/start", LOGIN, 403, 403, 403, 302),
+    row("post", "/p/{slug}/runs/resume", LOGIN, 403, 403, 403, 302),  # not paused: a message, back to the runs
     row("get", "/runs/{run}/", LOGIN, 403, 403, 200, 200),
     row("get", "/runs/{run}/progress", LOGIN, 403, 403, 200, 200),
     row("post", "/runs/{run}/cancel", LOGIN, 403, 403, 403, 302),

@@ -212,3 +212,20 @@ def test_policy_overrides_reach_the_engine(labelled_project, no_broker):
     version = ModelVersion.objects.get(run=run)
     assert version.metrics["ensemble"] == 2
     assert PairPrediction.objects.filter(version=version, disagreement__isnull=False).exists()
+
+
+def test_pairs_with_an_empty_response_are_trained_on(rm_settings, no_broker):
+    from labeling import services as labeling_services
+    from tests.rewardmodel.conftest import labelled_records
+
+    # given a project where the worse answer of every pair is empty (a model that said nothing)
+    project = labeling_services.project_create(slug="silent", test_percent=25)
+    records = [r.__class__(r.prompt, r.response_a, "", r.votes) for r in labelled_records(40)]
+    labeling_services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
+    # when a run trains
+    run = _request(project)
+    execution.training_run_execute(run_id=run.pk)
+    # then it trained on them and scored the held-out ones
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED, run.error
+    assert run.n_train_pairs > 20 and run.metrics["held_out_accuracy"] is not None

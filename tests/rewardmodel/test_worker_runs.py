@@ -227,3 +227,28 @@ def test_votes_survive_redis_down_and_the_scheduler_enqueues_later(
             assert run.trigger == TrainingRun.Trigger.SCHEDULE
     finally:
         broker.stop()
+
+
+def test_run_past_the_hard_time_limit_is_marked_timed_out_by_the_parent_and_not_requeued(
+    project, celery_worker_factory, settings
+):
+    # given a worker whose hard time limit is a few seconds, with no soft limit to stop the run
+    # politely first (as when a run is stuck in native code past the soft limit)
+    worker = celery_worker_factory(env={"TRAINING_HARD_TIME_LIMIT": "4", "TRAINING_SOFT_TIME_LIMIT": "0"})
+    services.retrain_policy_update(project=project, train_config={"epochs": 500})
+    run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
+    # when the run outlives it
+    run = wait_for(lambda: _finished(run.pk), timeout=120, what="the run to be stopped")
+    # then the worker's parent marked it timed out (the child was killed before it could)
+    assert run.status == Status.FAILED and run.phase == "timed out", (run.status, run.error, worker.log()[-2000:])
+    assert run.error.startswith("Timed out: stopped at the hard time limit of 4 s")
+    assert "Hard time limit (4" in worker.log()
+    # and the reconciler, even with a short heartbeat timeout, leaves it failed: no second attempt
+    settings.RM_HEARTBEAT_TIMEOUT_SECONDS = 1
+    time.sleep(1.5)
+    report = services.training_runs_reconcile()
+    run.refresh_from_db()
+    assert report.requeued == [] and run.status == Status.FAILED and run.attempt == 1
+    # and nothing it wrote is left on disk
+    assert _visible_folders(project) == []
+    assert not list(artifacts.project_dir(project_id=project.pk).glob(".tmp-*"))
