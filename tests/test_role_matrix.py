@@ -49,6 +49,7 @@ MATRIX = [
     ),
     row("get", "/imports/{job}/", LOGIN, 403, 403, 403, 200),
     row("get", "/imports/{job}/progress", LOGIN, 403, 403, 403, 200),
+    row("post", "/imports/{job}/retry", LOGIN, 403, 403, 403, 409),  # it was not refused for invalid rows
     # dashboard: reviewers and admins
     row("get", "/p/{slug}/dashboard/", LOGIN, 403, 403, 200, 200),
     row("get", "/p/{slug}/dashboard/annotators/", LOGIN, 403, 403, 200, 200),

@@ -131,11 +131,13 @@ def test_csrf_is_enforced_on_the_upload(admin_user, project, uploads):
     url = reverse("project-import", args=[project.slug])
     # when posting without a token, then with the form's token
     refused = client.post(url, {"file": SimpleUploadedFile("p.jsonl", jsonl_bytes(1))})
+    refused_left = stored_uploads(uploads)
     client.get(url)
     token = client.cookies["csrftoken"].value
     accepted = client.post(url, {"file": SimpleUploadedFile("p.jsonl", jsonl_bytes(1)), "csrfmiddlewaretoken": token})
     # then
     assert refused.status_code == 403
+    assert refused_left == []  # the refused upload left no file behind
     assert accepted.status_code == 302
     assert Pair.objects.count() == 1
 
