@@ -4,6 +4,7 @@ task raising, Redis down, Cancel)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -252,3 +253,51 @@ def test_run_past_the_hard_time_limit_is_marked_timed_out_by_the_parent_and_not_
     # and nothing it wrote is left on disk
     assert _visible_folders(project) == []
     assert not list(artifacts.project_dir(project_id=project.pk).glob(".tmp-*"))
+
+
+def test_an_import_finishes_while_a_long_training_run_is_going(project, celery_worker_factory, settings, tmp_path):
+    # given make run's workers: one for training, one for everything else
+    from config.runstack import WORKERS
+    from labeling import import_jobs
+    from labeling.models import ImportJob
+
+    for i, spec in enumerate(WORKERS):
+        celery_worker_factory(queues=spec.queues, env=spec.env, flush=i == 0)
+    # and a long run in training
+    services.retrain_policy_update(project=project, train_config={"epochs": 500})
+    run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.ADMIN)
+    wait_for(
+        lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05,
+        timeout=60,
+        interval=0.05,
+        what="training to start",
+    )
+    # when an admin's upload is queued
+    settings.IMPORT_UPLOAD_DIR = tmp_path / "uploads"
+    settings.IMPORT_UPLOAD_DIR.mkdir()
+    path = settings.IMPORT_UPLOAD_DIR / "more.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"later {i}", "response_a": "yes", "response_b": "no"}) + "\n" for i in range(500)
+        )
+    )
+    job = import_jobs.import_job_create(
+        project=project,
+        user=None,
+        upload_path=path,
+        file_name="more.jsonl",
+        file_size=path.stat().st_size,
+        fmt="pairwise",
+        skip_invalid=False,
+    )
+    import_jobs.import_job_enqueue(job=job)
+    # then it is imported while the run is still training
+    done = wait_for(
+        lambda: ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.SUCCEEDED).first(),
+        timeout=60,
+        what="the import, beside the training run",
+    )
+    assert done.created == 500
+    assert _run(run.pk).status == Status.RUNNING
+    services.training_run_cancel(run=_run(run.pk))
+    assert wait_for(lambda: _finished(run.pk), timeout=30, what="the cancel").status == Status.CANCELLED
