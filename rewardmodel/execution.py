@@ -26,6 +26,7 @@ from django.conf import settings
 
 from rewardmodel import artifacts, gate, retention, services
 from rewardmodel.heartbeat import RunHeartbeat
+from rewardmodel.run_config import backbone_check
 from rewardmodel.services import Prediction
 from rewardmodel.snapshot import Snapshot, training_snapshot_take
 from rewardmodel.training import TrainConfig
@@ -67,6 +68,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         _free_space_check(project_id=project_id, what="to train")
         temp = artifacts.temp_dir_create(project_id=project_id, run_id=run_id, attempt=attempt, key=key)
         config = TrainConfig.from_dict({**run.config, "output_dir": str(temp)})
+        backbone_check(config.backbone)  # this worker's allow-list, whoever queued the run
         if not services.training_run_record_snapshot(
             run_id=run_id,
             attempt=attempt,

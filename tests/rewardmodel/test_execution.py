@@ -107,8 +107,9 @@ def test_worse_version_is_kept_but_not_promoted(labelled_project, no_broker):
     assert figures["difference"] == pytest.approx(figures["candidate_accuracy"] - figures["active_accuracy"])
 
 
-def test_engine_error_fails_the_run_with_its_message_and_frees_the_project(labelled_project, no_broker):
-    # given a policy whose backbone does not exist
+def test_engine_error_fails_the_run_with_its_message_and_frees_the_project(labelled_project, no_broker, settings):
+    # given a policy whose backbone (allowed here) does not exist
+    settings.RM_ALLOWED_BACKBONES = ["/nonexistent/backbone"]
     services.retrain_policy_update(project=labelled_project, train_config={"backbone": "/nonexistent/backbone"})
     run = _request(labelled_project)
     # when the run executes

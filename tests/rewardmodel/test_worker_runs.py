@@ -150,8 +150,10 @@ def test_stalled_worker_is_failed_by_the_reconciler_and_writes_nothing_after(pro
     assert services.training_run_request(project=project, trigger=TrainingRun.Trigger.API).status == Status.QUEUED
 
 
-def test_task_that_raises_fails_the_run_and_frees_the_project(project, celery_worker):
-    # given a project whose engine config makes training raise
+def test_task_that_raises_fails_the_run_and_frees_the_project(project, celery_worker_factory, settings):
+    # given a project whose engine config makes training raise: a backbone allowed here, but missing
+    settings.RM_ALLOWED_BACKBONES = ["/nonexistent/backbone"]
+    celery_worker_factory(env={"RM_ALLOWED_BACKBONES": json.dumps(settings.RM_ALLOWED_BACKBONES)})
     services.retrain_policy_update(project=project, train_config={"backbone": "/nonexistent/backbone"})
     run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
     # when the worker runs it
