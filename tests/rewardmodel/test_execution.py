@@ -230,3 +230,22 @@ def test_pairs_with_an_empty_response_are_trained_on(rm_settings, no_broker):
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED, run.error
     assert run.n_train_pairs > 20 and run.metrics["held_out_accuracy"] is not None
+
+
+def test_a_run_past_the_soft_time_limit_fails_saying_so_and_leaves_nothing(labelled_project, no_broker, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from rewardmodel.heartbeat import RunHeartbeat
+
+    # given a run whose worker signals the soft time limit while it trains (Celery raises it in the task)
+    def on_progress(self, p):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(RunHeartbeat, "on_progress", on_progress)
+    run = _request(labelled_project)
+    # when it executes
+    assert execution.training_run_execute(run_id=run.pk) == "failed"
+    # then it failed with the reason, and nothing was published
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and run.error.startswith("Time limit reached")
+    assert _visible_folders(labelled_project) == [] and not ModelVersion.objects.exists()
