@@ -431,7 +431,9 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
 
     A running run whose heartbeat stopped for RM_HEARTBEAT_TIMEOUT_SECONDS
     lost its worker: it goes back to the queue for another attempt while
-    it has attempts left (RM_MAX_ATTEMPTS), else it fails "worker lost".
+    it has attempts left (RM_MAX_ATTEMPTS), else it fails "worker lost". One
+    that started longer ago than the hard time limit fails "timed out"
+    instead, never requeued.
     A queued run whose message never reached the broker (or long ago) is
     sent again; a duplicate message is harmless, since claiming is
     conditional. Safe to run anywhere, any number of times at once.
@@ -442,7 +444,9 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
     stale = TrainingRun.objects.filter(status=Status.RUNNING).filter(
         Q(heartbeat_at__lt=deadline) | Q(heartbeat_at__isnull=True)
     )
-    for run in stale.only("id", "project_id", "attempt", "heartbeat_at", "cancel_requested", "artifact_key"):
+    hard_deadline = now - timedelta(seconds=settings.TRAINING_HARD_TIME_LIMIT)
+    fields = ("id", "project_id", "attempt", "heartbeat_at", "started_at", "cancel_requested", "artifact_key")
+    for run in stale.only(*fields):
         mine = TrainingRun.objects.filter(
             pk=run.pk, status=Status.RUNNING, attempt=run.attempt, heartbeat_at=run.heartbeat_at
         )
@@ -455,6 +459,17 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
                 error=f"Cancelled; the worker was lost ({seen}).",
             )
             outcome = report.cancelled
+        elif run.started_at is not None and run.started_at < hard_deadline:
+            # Past the hard time limit: its worker's parent should have marked it, but
+            # went down with it. Another attempt would only hit the same limit.
+            changed = mine.update(
+                status=Status.FAILED,
+                finished_at=now,
+                phase="timed out",
+                error=f"Timed out: running past the hard time limit of {settings.TRAINING_HARD_TIME_LIMIT} s "
+                f"(TRAINING_HARD_TIME_LIMIT) when its worker was lost ({seen}); not retried.",
+            )
+            outcome = report.failed
         elif run.attempt < settings.RM_MAX_ATTEMPTS:
             changed = mine.update(
                 status=Status.QUEUED,
