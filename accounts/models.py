@@ -16,10 +16,19 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who issued it: the user themselves, an admin (for someone else), or empty for the command line.",
+    )
 
     class Meta:
         # The table labeling created before tokens had an app of their own.
         db_table = "labeling_apitoken"
+        permissions = [("issue_for_others", "Can issue API tokens that act as another user")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.add_apitoken",
         "accounts.change_apitoken",
         "accounts.view_apitoken",
+        "accounts.issue_for_others",
     ],
 }
 

@@ -1,8 +1,12 @@
-"""Reads for accounts: a user's permissions in one query."""
+"""Reads for accounts: a user's permissions in one query, and the tokens a user may see."""
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
+from django.db.models import QuerySet
+
+from accounts.models import ApiToken
 
 # Permissions granted to a user directly or through a group; {user} is the
 # user id (a column or %s). labeling.sql's token query embeds it too.
@@ -28,3 +32,9 @@ def user_permissions(*, user_id: int) -> set[str]:
             "SELECT ct.app_label, p.codename FROM " + PERMISSIONS_OF_USER.format(user="%s"), [user_id, user_id]
         )
         return {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
+
+
+def api_tokens_visible(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
+    """Everyone sees their own tokens; accounts.view_apitoken sees all of them."""
+    tokens = ApiToken.objects.select_related("user", "created_by").order_by("-created_at")
+    return tokens if user.has_perm("accounts.view_apitoken") else tokens.filter(user=user)

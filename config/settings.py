@@ -155,6 +155,10 @@ AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind the TLS proxy, axes locks the client's address from X-Forwarded-For
+# (accounts/client_ip.py), trusting as many entries from the right as there
+# are proxies; directly exposed, REMOTE_ADDR.
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
 
 # DJANGO_SECURE=1 turns on what `manage.py check --deploy` asks for; it is off
 # by default because `make run` serves plain http on 127.0.0.1.
@@ -165,8 +169,10 @@ CSRF_COOKIE_SECURE = SECURE
 SECURE_HSTS_SECONDS = 31_536_000 if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
-if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -212,8 +218,13 @@ USE_TZ = True
 EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6390, minimum=1)
 REDIS_URL = env_str("REDIS_URL", None) or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
-TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 6 * 3600, minimum=60)
-TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", TRAINING_SOFT_TIME_LIMIT + 600, minimum=60)
+# A run past the soft limit stops itself and fails; one still going at the
+# hard limit (stuck in native code, say) is killed by the worker's parent,
+# which marks it timed out (never requeued). Seconds; a soft limit of 0 turns
+# it off, leaving the hard one. Celery arms the hard limit only once the
+# soft one has fired, so it counts from the start only without a soft limit.
+TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 6 * 3600, minimum=0)
+TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", TRAINING_SOFT_TIME_LIMIT + 600, minimum=1)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -225,7 +236,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT or None
 CELERY_TASK_TIME_LIMIT = TRAINING_HARD_TIME_LIMIT
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -265,6 +276,14 @@ IMPORT_UPLOAD_MAX_BYTES = env_int("IMPORT_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, 
 IMPORT_INLINE_MAX_BYTES = env_int("IMPORT_INLINE_MAX_BYTES", 1024 * 1024, minimum=0)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000, minimum=1)
 IMPORT_UPLOAD_DIR = Path(env_str("IMPORT_UPLOAD_DIR", str(VAR_DIR / "uploads"))).resolve()
+# A running import silent this long lost its worker: the reconciler (beat)
+# queues it again, up to IMPORT_MAX_ATTEMPTS attempts, then fails it. A queued
+# one sent this long ago is sent again. A failed import's upload is kept
+# IMPORT_RETRY_KEEP_HOURS for "retry, skipping the invalid rows".
+IMPORT_HEARTBEAT_TIMEOUT_SECONDS = env_int("IMPORT_HEARTBEAT_TIMEOUT_SECONDS", 300, minimum=1)
+IMPORT_MAX_ATTEMPTS = env_int("IMPORT_MAX_ATTEMPTS", 2, minimum=1)
+IMPORT_QUEUED_RESEND_SECONDS = env_int("IMPORT_QUEUED_RESEND_SECONDS", 3600, minimum=1)
+IMPORT_RETRY_KEEP_HOURS = env_int("IMPORT_RETRY_KEEP_HOURS", 24, minimum=0)
 
 # Retraining and scoring (docs/retraining.md).
 # RM_TRAIN_PRESET picks the engine defaults a run starts from: "default"
@@ -293,8 +312,33 @@ RM_MAX_ATTEMPTS = env_int("RM_MAX_ATTEMPTS", 2, minimum=1)
 # RM_QUEUED_RESEND_SECONDS. Duplicates are harmless: claiming is conditional.
 RM_ENQUEUE_GRACE_SECONDS = env_int("RM_ENQUEUE_GRACE_SECONDS", 15, minimum=0)
 RM_QUEUED_RESEND_SECONDS = env_int("RM_QUEUED_RESEND_SECONDS", 3600, minimum=1)
-# The scheduler leaves a project alone this long after a failed or cancelled run.
+# After failed runs the scheduler waits RM_RETRY_BACKOFF_SECONDS, doubling
+# with each consecutive failure up to RM_RETRY_BACKOFF_MAX_SECONDS; after
+# RM_PAUSE_AFTER_FAILURES consecutive failures it pauses the project's
+# policy until an admin resumes it (0: never pause).
 RM_RETRY_BACKOFF_SECONDS = env_int("RM_RETRY_BACKOFF_SECONDS", 1800, minimum=0)
+RM_RETRY_BACKOFF_MAX_SECONDS = env_int("RM_RETRY_BACKOFF_MAX_SECONDS", 24 * 3600, minimum=0)
+RM_PAUSE_AFTER_FAILURES = env_int("RM_PAUSE_AFTER_FAILURES", 5, minimum=0)
+# The promotion gate (docs/retraining.md#promotion): a candidate is compared
+# with the live version on the same held-out pairs (McNemar's exact test at
+# RM_PROMOTION_ALPHA; below RM_PROMOTION_MIN_PAIRS shared pairs, "not worse"),
+# and with the last RM_PROMOTION_LOOKBACK versions that were live.
+RM_PROMOTION_ALPHA = env_float("RM_PROMOTION_ALPHA", 0.05)
+RM_PROMOTION_MIN_PAIRS = env_int("RM_PROMOTION_MIN_PAIRS", 30, minimum=1)
+RM_PROMOTION_LOOKBACK = env_int("RM_PROMOTION_LOOKBACK", 5, minimum=1)
+# Model folders kept on disk: the live version, the last RM_KEEP_VERSIONS,
+# the promotion gate's references and pinned versions; the others' folders
+# are pruned. Training and publishing need RM_MIN_FREE_DISK_MB free there.
+RM_KEEP_VERSIONS = env_int("RM_KEEP_VERSIONS", 5, minimum=1)
+RM_MIN_FREE_DISK_MB = env_int("RM_MIN_FREE_DISK_MB", 1024, minimum=0)
+# Backbones a run may use: Hub ids or server folders (JSON list). The
+# default backbone is always allowed.
+try:
+    RM_ALLOWED_BACKBONES = json.loads(env_str("RM_ALLOWED_BACKBONES", "[]"))
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"RM_ALLOWED_BACKBONES is not valid JSON: {exc}") from None
+if not isinstance(RM_ALLOWED_BACKBONES, list) or not all(isinstance(b, str) for b in RM_ALLOWED_BACKBONES):
+    raise ImproperlyConfigured("RM_ALLOWED_BACKBONES must be a JSON list of model ids or folders")
 # Scoring API caps: items per request and their total characters (over
 # either: 413). Django's DATA_UPLOAD_MAX_MEMORY_SIZE caps the body itself.
 RM_SCORE_MAX_ITEMS = env_int("RM_SCORE_MAX_ITEMS", 256, minimum=1)

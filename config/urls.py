@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
@@ -18,7 +19,11 @@ def _api_urls():
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Login and logout only: the password reset and change routes of
+    # django.contrib.auth.urls need mail (there is none) and have no throttle.
+    # Admins set passwords in /admin/; logins are throttled by django-axes.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", _api_urls()),
     path("", include("accounts.urls")),
     path("", include("labeling.urls")),

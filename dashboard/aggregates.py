@@ -586,3 +586,17 @@ def on_version_activated(*, version: ModelVersion, **signal_kwargs) -> None:
                 row.model_n = per_annotator[row.annotator_id]["n"]
                 row.model_agree = per_annotator[row.annotator_id]["agree"]
             annotator_stats_update_rows(rows, ["model_n", "model_agree"])
+
+
+def on_version_predictions_added(*, version: ModelVersion, **signal_kwargs) -> None:
+    """Recount the model-vs-human figures when the live version is scored on more held-out pairs.
+
+    A receiver of rewardmodel.signals.version_predictions_added (the
+    promotion gate caches scores of older versions on newer pairs). Only the
+    live version's scores count here, so a refused candidate's or an old
+    version's leave the aggregates alone.
+    """
+    with transaction.atomic():
+        stats = project_stats_locked(project_id=version.project_id)
+        if stats.active_version_id == version.pk:
+            on_version_activated(version=version)

@@ -196,6 +196,21 @@ def label_flags(
     return flags
 
 
+def retraining_flags(*, paused_at: str | None, pause_reason: str) -> list[RedFlag]:
+    """The scheduler paused itself after repeated failed runs: the model is going stale."""
+    if not paused_at:
+        return []
+    return [
+        RedFlag(
+            "retraining_paused",
+            SEVERE,
+            "Automatic retraining is paused",
+            f"{pause_reason} New votes are not reaching the model until an admin resumes it (runs page).",
+            {"paused_at": paused_at},
+        )
+    ]
+
+
 def red_flags(
     *,
     metrics: dict,
@@ -205,10 +220,16 @@ def red_flags(
     mean_votes: float | None,
     alpha: dict,
     position: dict,
+    paused_at: str | None = None,
+    pause_reason: str = "",
 ) -> list[dict]:
     """All flags, severe first."""
-    flags = model_flags(metrics, version_number=version_number) + label_flags(
-        pairs_voted=pairs_voted, pairs_multi=pairs_multi, mean_votes=mean_votes, alpha=alpha, position=position
+    flags = (
+        retraining_flags(paused_at=paused_at, pause_reason=pause_reason)
+        + model_flags(metrics, version_number=version_number)
+        + label_flags(
+            pairs_voted=pairs_voted, pairs_multi=pairs_multi, mean_votes=mean_votes, alpha=alpha, position=position
+        )
     )
     flags.sort(key=lambda f: f.severity != SEVERE)
     return [f.as_dict() for f in flags]

@@ -22,7 +22,7 @@ from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
 from dashboard.red_flags import red_flags
 from labeling.models import Project, Split
 from preferences import agreement as ag
-from rewardmodel.models import ModelVersion, QueueOrder
+from rewardmodel.models import ModelVersion, QueueOrder, RetrainPolicy
 
 ANNOTATORS_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -332,6 +332,7 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
     annotators = annotator_page(project=project, page=page, per_page=per_page)
     active = versions["active_version"]
     sample = agreement["sample"]
+    policy = RetrainPolicy.for_project(project)
     return {
         "project": {"slug": project.slug, "name": project.name, "overlap_target": project.overlap_target},
         "generated_at": timezone.now().isoformat(),
@@ -362,6 +363,8 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
             mean_votes=sample["mean_votes_per_pair"],
             alpha=agreement["krippendorff_alpha"],
             position=annotators["position_test"],
+            paused_at=policy.paused_at.isoformat() if policy.paused_at else None,
+            pause_reason=policy.pause_reason,
         ),
     }
 

@@ -53,7 +53,17 @@ _TEXT_LABELS = {
 
 
 class ImportFailed(InvalidInput):
-    """The import wrote nothing (or, in pass 2, stopped); the message says where and why."""
+    """The import wrote nothing (or, in pass 2, stopped); the message says where and why.
+
+    `invalid_rows` is set when the check pass failed on invalid rows: how
+    many there are in the whole file, so the caller can offer to import the
+    others with ``skip_invalid``. None for a file that cannot be read on.
+    """
+
+    def __init__(self, message: str, *, invalid_rows: int | None = None, rows: int | None = None):
+        super().__init__(message)
+        self.invalid_rows = invalid_rows
+        self.rows = rows
 
 
 @dataclass
@@ -126,14 +136,19 @@ def pairs_import_validate(
 
     With ``fmt="auto"`` the format is detected from the first row that is an
     object and then held for the whole file, so a file that mixes shapes
-    fails on the first row of the other shape.
+    fails on the first row of the other shape. Without ``skip_invalid`` the
+    first invalid row fails the import, after the rest of the file has been
+    read to count the invalid rows (`ImportFailed.invalid_rows`).
     """
     if fmt not in FORMATS:
         raise ImportFailed(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     result = Validation(fmt=fmt, skip_invalid=skip_invalid)
+    first_error: str | None = None
     try:
         for position, row in source:
             result.rows += 1
+            if on_progress and result.rows % _PROGRESS_EVERY == 0:
+                on_progress("checking", result.rows, None)
             if result.fmt == "auto" and isinstance(row, dict):
                 with contextlib.suppress(RowError):  # reported just below as this row's error
                     result.fmt = detect_format(row)
@@ -141,19 +156,26 @@ def pairs_import_validate(
                 record_parse(row, fmt=result.fmt, max_chars=max_chars)
             except RowError as exc:
                 message = _where(source, position, exc)
-                if not skip_invalid:
-                    raise ImportFailed(message) from None
                 result.skipped += 1
+                if not skip_invalid:
+                    first_error = first_error or message
+                    continue  # counting the others, to offer importing the valid rows
                 if len(result.skipped_examples) < SKIPPED_EXAMPLES_KEPT:
                     result.skipped_examples.append(message)
                 if on_skip:
                     on_skip(message)
                 continue
             result.valid += 1
-            if on_progress and result.rows % _PROGRESS_EVERY == 0:
-                on_progress("checking", result.rows, None)
     except ReadError as exc:
         raise ImportFailed(f"{source.description}: {exc.message}") from None
+    if first_error is not None:
+        invalid = result.skipped
+        raise ImportFailed(
+            f"{first_error} ({invalid:,} of {result.rows:,} rows are invalid; nothing was written. "
+            f"Skipping the invalid rows imports the other {result.valid:,}.)",
+            invalid_rows=invalid,
+            rows=result.rows,
+        )
     if result.rows == 0:
         raise ImportFailed(f"{source.description}: found no rows to import")
     if on_progress:

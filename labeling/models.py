@@ -143,6 +143,10 @@ class Pair(models.Model):
     votes_a = models.PositiveIntegerField(default=0)
     votes_b = models.PositiveIntegerField(default=0)
     votes_tie = models.PositiveIntegerField(default=0, help_text="Ties and both-bad votes.")
+    archived = models.BooleanField(
+        default=False,
+        help_text="Out of labeling and training; its votes are kept. What to do instead of deleting a voted pair.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -198,7 +202,9 @@ class Assignment(models.Model):
 
 class Vote(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="votes")
+    # A pair with votes cannot be deleted on its own (archive it instead);
+    # deleting its whole project still takes pairs and votes together.
+    pair = models.ForeignKey(Pair, on_delete=models.RESTRICT, related_name="votes")
     annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="votes")
     assignment = models.OneToOneField(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="vote")
     choice = models.CharField(max_length=8, choices=Choice.choices, help_text="In pair terms: a = response_a.")
@@ -259,7 +265,11 @@ class ImportJob(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     file_name = models.CharField(max_length=255, help_text="As uploaded; shown, never used as a path.")
-    upload_path = models.CharField(max_length=500, help_text="The stored upload; deleted when the job ends.")
+    upload_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The stored upload; deleted when the job ends (kept a while for a retry after invalid rows).",
+    )
     file_size = models.BigIntegerField(default=0)
     format = models.CharField(max_length=10, default="auto")
     skip_invalid = models.BooleanField(default=False)
@@ -273,8 +283,13 @@ class ImportJob(models.Model):
     votes = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     skipped_lines = models.JSONField(default=list, blank=True, help_text="The first skipped rows' messages.")
+    rows_invalid = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Set when the check failed on invalid rows: how many the file holds."
+    )
+    attempt = models.PositiveSmallIntegerField(default=0, help_text="Claims so far; the reconciler caps them.")
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When the task message was last sent.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -61,6 +61,14 @@ def render_markdown(text: str) -> SafeString:
     return mark_safe(clean)
 
 
+EMPTY_RESPONSE = mark_safe('<p class="muted empty-response">(empty response)</p>')
+
+
+def render_response(text: str) -> SafeString:
+    """A response as HTML; one that is empty or only whitespace says so (it is a real answer: silence)."""
+    return render_markdown(text) if text.strip() else EMPTY_RESPONSE
+
+
 def render_conversation(prompt: str) -> list[dict]:
     """The shared prompt as turns: [{role, html}], roles user/assistant/system."""
     return [{"role": m["role"], "html": render_markdown(m["content"])} for m in transcript_to_messages(prompt)]

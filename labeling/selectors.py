@@ -60,7 +60,7 @@ def project_open_pair_count(*, project: Project) -> int:
     key = f"labeling:open-pairs:{project.pk}"
     value = cache.get(key)
     if value is None:
-        value = project.pairs.filter(slots_taken__lt=project.overlap_target).count()
+        value = project.pairs.filter(slots_taken__lt=project.overlap_target, archived=False).count()
         cache.set(key, value, 30)
     return value
 

@@ -86,6 +86,14 @@ def project_create(*, slug: str, name: str = "", **options) -> Project:
     return project
 
 
+def pair_archive(*, pair: Pair, archived: bool = True) -> Pair:
+    """Take a pair out of labeling and training (or put it back). Its votes stay:
+    a pair with votes cannot be deleted, since votes are the product."""
+    Pair.objects.filter(pk=pair.pk).update(archived=archived)
+    pair.refresh_from_db(fields=["archived"])
+    return pair
+
+
 def pair_content_hash(*, prompt: str, response_a: str, response_b: str) -> str:
     """Identity of a pair's content; the order of the two responses does not matter."""
     first, second = sorted((response_a, response_b))

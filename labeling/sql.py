@@ -211,12 +211,14 @@ def assignment_live(*, project_id: int, annotator_id: int) -> Assignment | None:
     return None if row is None else _assignment_with_pair(row)
 
 
-# The least-served open pair this annotator has not seen (leased or voted):
+# The least-served open pair this annotator has not seen (leased or voted),
+# archived pairs left out:
 # the subquery walks the (project, slots_taken, rank) index in order. On
 # PostgreSQL it locks its pick with SKIP LOCKED, so concurrent annotators take
 # different pairs instead of queueing.
 _PICK_WHERE = (
     "SELECT p.id FROM labeling_pair p WHERE p.project_id = %(project)s AND p.slots_taken < %(k)s"
+    " AND NOT p.archived"
     " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = p.id AND s.annotator_id = %(annotator)s)"
     " AND NOT EXISTS (SELECT 1 FROM labeling_vote v WHERE v.pair_id = p.id AND v.annotator_id = %(annotator)s)"
 )

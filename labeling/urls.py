@@ -12,4 +12,5 @@ urlpatterns = [
     path("p/<slug:slug>/export/download", views_data.project_export_download, name="project-export-download"),
     path("imports/<int:job_id>/", views_data.import_job, name="import-job"),
     path("imports/<int:job_id>/progress", views_data.import_job_progress, name="import-job-progress"),
+    path("imports/<int:job_id>/retry", views_data.import_job_retry, name="import-job-retry"),
 ]

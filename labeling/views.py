@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors, services
-from labeling.rendering import render_conversation, render_markdown
+from labeling.rendering import render_conversation, render_markdown, render_response
 from lib.errors import InvalidInput, NotFound, ServiceError
 
 
@@ -44,8 +44,8 @@ def _card_context(request: HttpRequest, project) -> dict:
         texts = {"a": pair.response_a, "b": pair.response_b}
         context.update(
             turns=render_conversation(pair.prompt),
-            left_html=render_markdown(texts[assignment.left]),
-            right_html=render_markdown(texts[assignment.right]),
+            left_html=render_response(texts[assignment.left]),
+            right_html=render_response(texts[assignment.right]),
         )
     return context
 

@@ -6,6 +6,8 @@ body first, refuses an over-long Content-Length with 413, installs an
 upload handler that streams the file to IMPORT_UPLOAD_DIR and stops at the
 cap, and only then runs the real view under csrf_protect (the pattern in
 Django's docs for custom upload handlers), so CSRF is still enforced.
+Whatever the answer, a stored file that did not become a job's upload is
+deleted before the response leaves: a refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labeling import exporting, import_jobs, selectors
-from lib.errors import NotFound
+from lib.errors import NotFound, ServiceError
 from preferences import writers
 from preferences.formats import FORMATS
 from preferences.readers import UPLOAD_SUFFIXES
@@ -57,6 +59,8 @@ class CappedUploadHandler(FileUploadHandler):
         self.received = 0
         self.fh = None
         self.path: Path | None = None
+        self.stored: list[Path] = []  # every file written, to delete those no job took
+        self.kept: set[Path] = set()
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
@@ -64,6 +68,7 @@ class CappedUploadHandler(FileUploadHandler):
         # The stored name is ours; only a known suffix is kept from the client's name.
         self.path = self.directory / f"{uuid.uuid4().hex}{upload_suffix(self.file_name) or '.upload'}"
         self.fh = open(self.path, "wb")
+        self.stored.append(self.path)
         raise StopFutureHandlers()
 
     def receive_data_chunk(self, raw_data: bytes, start: int):
@@ -86,6 +91,14 @@ class CappedUploadHandler(FileUploadHandler):
             self.fh.close()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+    def discard_unkept(self) -> None:
+        """Delete every stored file that did not become a job's upload (CSRF refusal, bad input, an error)."""
+        if self.fh is not None and not self.fh.closed:
+            self.fh.close()
+        for path in self.stored:
+            if path not in self.kept:
+                path.unlink(missing_ok=True)
 
 
 def upload_suffix(name: str | None) -> str | None:
@@ -143,26 +156,23 @@ def project_import(request: HttpRequest, slug: str) -> HttpResponse:
         declared = 0
     if declared > settings.IMPORT_UPLOAD_MAX_BYTES + _MULTIPART_SLACK:
         return _too_large(request, project)
-    request.upload_handlers = [
-        CappedUploadHandler(request, cap=settings.IMPORT_UPLOAD_MAX_BYTES, directory=settings.IMPORT_UPLOAD_DIR)
-    ]
+    handler = CappedUploadHandler(request, cap=settings.IMPORT_UPLOAD_MAX_BYTES, directory=settings.IMPORT_UPLOAD_DIR)
+    request.upload_handlers = [handler]
     try:
         return _import_post(request, project)
     except UploadTooLarge:
         return _too_large(request, project)
+    finally:
+        handler.discard_unkept()
 
 
 @csrf_protect
 def _import_post(request: HttpRequest, project) -> HttpResponse:
     upload = request.FILES.get("file")
     fmt = request.POST.get("format", "auto")
-    for stored in request.FILES.values():
-        if stored is not upload:
-            stored.path.unlink(missing_ok=True)  # only one file is imported
     if not isinstance(upload, StoredUpload):
         return _import_page(request, project, error="Choose a file to upload.", status=400)
     if fmt not in FORMATS or upload_suffix(upload.name) is None:
-        upload.path.unlink(missing_ok=True)
         error = (
             f"Unknown format {fmt!r}."
             if fmt not in FORMATS
@@ -178,11 +188,16 @@ def _import_post(request: HttpRequest, project) -> HttpResponse:
         fmt=fmt,
         skip_invalid=request.POST.get("skip_invalid") == "on",
     )
-    if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
-        import_jobs.import_job_run(job_id=job.pk)  # small: done before the page loads
-    else:
-        import_jobs.import_job_enqueue(job=job)
+    request.upload_handlers[0].kept.add(upload.path)  # the job owns it now (only the one file)
+    _start(job)
     return redirect("import-job", job_id=job.pk)
+
+
+def _start(job) -> None:
+    if import_jobs.import_job_runs_inline(job=job):
+        import_jobs.import_job_run(job_id=job.pk)  # small and plain: done before the page loads
+    else:
+        import_jobs.import_job_enqueue(job=job)  # large or gzipped: a worker inflates it, never this request
 
 
 def _job(job_id: int):
@@ -192,18 +207,36 @@ def _job(job_id: int):
         raise Http404("No such import.") from None
 
 
+def _job_context(job) -> dict:
+    return {"job": job, "project": job.project, "waiting": import_jobs.import_job_wait_reason(job=job)}
+
+
 @require_GET
 @permission_required("labeling.manage_project", raise_exception=True)
 def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = _job(job_id)
-    return render(request, "labeling/import_job.html", {"job": job, "project": job.project})
+    return render(request, "labeling/import_job.html", _job_context(_job(job_id)))
 
 
 @require_GET
 @permission_required("labeling.manage_project", raise_exception=True)
 def import_job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The progress card alone, for HTMX polling; it stops polling once the job ends."""
-    return render(request, "labeling/_import_progress.html", {"job": _job(job_id)})
+    return render(request, "labeling/_import_progress.html", _job_context(_job(job_id)))
+
+
+@require_POST
+@permission_required("labeling.manage_project", raise_exception=True)
+def import_job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Import a refused file again, skipping the invalid rows its check counted."""
+    job = _job(job_id)
+    try:
+        retry = import_jobs.import_job_retry_skipping_invalid(job=job, user=request.user)
+    except ServiceError as exc:
+        return render(
+            request, "labeling/import_job.html", {**_job_context(job), "retry_error": exc.message}, status=409
+        )
+    _start(retry)
+    return redirect("import-job", job_id=retry.pk)
 
 
 @require_GET

@@ -73,29 +73,38 @@ class RowError(ValueError):
 # --------------------------------------------------------------------------- #
 # Field validation
 # --------------------------------------------------------------------------- #
-def _text(row: dict, key: str, max_chars: int, *, label: str | None = None) -> str:
+def _text(row: dict, key: str, max_chars: int, *, label: str | None = None, allow_empty: bool = False) -> str:
     label = label or key
     if key not in row or row[key] is None:
         raise RowError(label, "is missing")
     value = row[key]
     if not isinstance(value, str):
         raise RowError(label, f"must be a string, got {type(value).__name__}")
-    return _check_text(value, label, max_chars)
+    return _check_text(value, label, max_chars, allow_empty=allow_empty)
 
 
-def _check_text(value: str, label: str, max_chars: int) -> str:
+def _check_text(value: str, label: str, max_chars: int, *, allow_empty: bool = False) -> str:
+    """The text, CRLF normalised and stripped. Only a response may be empty (see `_check_pair`)."""
     if "\x00" in value:
         raise RowError(label, "contains a NUL byte")
     if len(value) > max_chars:
         raise RowError(label, f"is {len(value):,} characters; the limit is {max_chars:,}")
     value = value.replace("\r\n", "\n").strip()
-    if not value:
+    if not value and not allow_empty:
         raise RowError(label, "is empty")
     return value
 
 
 def _check_pair(prompt: str, a: str, b: str, b_label: str = "response_b") -> None:
+    """A pair is comparable unless its two responses are the same text.
+
+    One empty (or whitespace-only) response is real data: a model that said
+    nothing, which people judged (HH-RLHF and MT-bench hold such rows). Two
+    empty responses are the same text, so they are refused like any other.
+    """
     if a == b:
+        if not a:
+            raise RowError(b_label, "is empty, and so is the other response: the pair cannot be compared")
         raise RowError(b_label, "is identical to the other response, so the pair cannot be compared")
 
 
@@ -233,8 +242,8 @@ def _parse_trl(row: dict, max_chars: int) -> PreferenceRecord:
         if not isinstance(value, str):
             raise RowError(key, f"must be a string, got {type(value).__name__}")
     prompt = _check_text(prompt, "prompt", max_chars)
-    chosen = _check_text(chosen, "chosen", max_chars)
-    rejected = _check_text(rejected, "rejected", max_chars)
+    chosen = _check_text(chosen, "chosen", max_chars, allow_empty=True)
+    rejected = _check_text(rejected, "rejected", max_chars, allow_empty=True)
     _check_pair(prompt, chosen, rejected, "rejected")
     margin = row.get("margin")
     if margin is not None:
@@ -280,8 +289,8 @@ def _conversational(row: dict) -> tuple[str, str, str]:
 
 def _parse_pairwise(row: dict, max_chars: int) -> PreferenceRecord:
     prompt = _text(row, "prompt", max_chars)
-    a = _text(row, "response_a", max_chars)
-    b = _text(row, "response_b", max_chars)
+    a = _text(row, "response_a", max_chars, allow_empty=True)
+    b = _text(row, "response_b", max_chars, allow_empty=True)
     _check_pair(prompt, a, b)
     raw_votes = row.get("votes") or []
     if not isinstance(raw_votes, list):
@@ -332,8 +341,8 @@ def _parse_pandalm(row: dict, max_chars: int) -> PreferenceRecord:
     if not isinstance(extra, str):
         raise RowError("input", f"must be a string, got {type(extra).__name__}")
     prompt = instruction if not extra.strip() else f"{instruction}\n\n{_check_text(extra, 'input', max_chars)}"
-    a = _text(row, "response1", max_chars)
-    b = _text(row, "response2", max_chars)
+    a = _text(row, "response1", max_chars, allow_empty=True)
+    b = _text(row, "response2", max_chars, allow_empty=True)
     _check_pair(prompt, a, b, "response2")
     votes = []
     for key in ("annotator1", "annotator2", "annotator3"):

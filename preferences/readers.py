@@ -40,6 +40,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 16
 _COLUMNAR_BATCH = 1000
+# Parquet memory: one decoded row group, plus one batch of rows as Python objects.
+PARQUET_BATCH_BYTES = 16 * 1024 * 1024
+PARQUET_MAX_ROW_GROUP_BYTES = 1024 * 1024 * 1024
 # CSV cells that may hold a pandalm label or a TRL margin as text.
 _INT_COLUMNS = ("annotator1", "annotator2", "annotator3")
 _OPTIONAL_COLUMNS = ("id", "idx", "margin", *JSON_COLUMNS, *_INT_COLUMNS)
@@ -478,17 +481,40 @@ def _from_columnar(row: dict[str, Any]) -> dict[str, Any] | RowError:
     return row
 
 
+def parquet_batch_rows(*, row_group_bytes: int, row_group_rows: int) -> int:
+    """Rows to turn into Python objects at once, so a batch holds about PARQUET_BATCH_BYTES of text."""
+    per_row = max(1, row_group_bytes // max(1, row_group_rows))
+    return max(1, min(_COLUMNAR_BATCH, PARQUET_BATCH_BYTES // per_row))
+
+
 def _parquet_rows(path: Path) -> Rows:
+    """Row group by row group, in batches sized by bytes rather than rows.
+
+    pyarrow decodes a whole row group before it yields any batch of it, so
+    memory holds one decoded row group (refused over
+    PARQUET_MAX_ROW_GROUP_BYTES) plus one batch of Python rows (about
+    PARQUET_BATCH_BYTES, however long the texts are).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = 0
     try:
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=_COLUMNAR_BATCH):
-            for row in batch.to_pylist():
-                n += 1
-                yield n, _from_columnar(row)
+        parquet = pq.ParquetFile(path, buffer_size=_CHUNK, pre_buffer=False)
+        meta = parquet.metadata
+        for group in range(meta.num_row_groups):
+            info = meta.row_group(group)
+            if info.total_byte_size > PARQUET_MAX_ROW_GROUP_BYTES:
+                raise ReadError(
+                    f"row group {group + 1} decodes to {info.total_byte_size / 2**20:,.0f} MB, over the "
+                    f"{PARQUET_MAX_ROW_GROUP_BYTES / 2**20:,.0f} MB read at once; write the file with smaller row "
+                    "groups (pyarrow's row_group_size) or as JSONL"
+                )
+            size = parquet_batch_rows(row_group_bytes=info.total_byte_size, row_group_rows=info.num_rows)
+            for batch in parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False):
+                for row in batch.to_pylist():
+                    n += 1
+                    yield n, _from_columnar(row)
     except pa.ArrowException as exc:
         where = f"after row {n}" if n else "at the start"
         raise ReadError(f"not a readable parquet file ({where}): {_describe(exc)}") from None

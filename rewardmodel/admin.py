@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from lib.errors import ServiceError
-from rewardmodel import services
+from rewardmodel import retention, services
 from rewardmodel.models import ModelVersion, RetrainPolicy, TrainingRun
 from rewardmodel.run_config import train_config_error
 
@@ -28,8 +28,25 @@ class RetrainPolicyForm(forms.ModelForm):
 @admin.register(RetrainPolicy)
 class RetrainPolicyAdmin(admin.ModelAdmin):
     form = RetrainPolicyForm
-    list_display = ("project", "enabled", "min_new_votes", "max_interval_hours", "promotion_delta", "updated_at")
+    list_display = (
+        "project",
+        "enabled",
+        "paused_at",
+        "min_new_votes",
+        "max_interval_hours",
+        "promotion_delta",
+        "updated_at",
+    )
     list_filter = ("enabled",)
+    # Set by the scheduler after repeated failures; lifted with the action (or the runs page's button).
+    readonly_fields = ("paused_at", "pause_reason", "resumed_at")
+    actions = ["resume"]
+
+    @admin.action(description="Resume automatic retraining of the selected paused policies")
+    def resume(self, request, queryset):
+        for policy in queryset.filter(paused_at__isnull=False).select_related("project"):
+            services.retrain_policy_resume(project=policy.project, user=request.user)
+            self.message_user(request, f"Automatic retraining of {policy.project} resumed.", messages.SUCCESS)
 
 
 class _RetrainPermissionMixin:
@@ -71,9 +88,19 @@ class TrainingRunAdmin(_RetrainPermissionMixin, admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(_RetrainPermissionMixin, admin.ModelAdmin):
-    list_display = ("project", "number", "is_active", "held_out_accuracy", "created_at", "promoted_by", "promoted_at")
-    list_filter = ("project", "is_active")
-    actions = ["make_live"]
+    list_display = (
+        "project",
+        "number",
+        "is_active",
+        "held_out_accuracy",
+        "pinned",
+        "pruned_at",
+        "created_at",
+        "promoted_by",
+        "promoted_at",
+    )
+    list_filter = ("project", "is_active", "pinned")
+    actions = ["make_live", "pin", "unpin"]
 
     @admin.display(description="held-out accuracy")
     def held_out_accuracy(self, obj: ModelVersion):
@@ -98,3 +125,16 @@ class ModelVersionAdmin(_RetrainPermissionMixin, admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
         else:
             self.message_user(request, f"{version.project} v{version.number} is live.", messages.SUCCESS)
+
+    @admin.action(description="Pin the selected versions (their files are never pruned)", permissions=["retrain"])
+    def pin(self, request, queryset):
+        for version in queryset:
+            try:
+                retention.model_version_pin(version=version, pinned=True, user=request.user)
+            except ServiceError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+
+    @admin.action(description="Unpin the selected versions", permissions=["retrain"])
+    def unpin(self, request, queryset):
+        for version in queryset:
+            retention.model_version_pin(version=version, pinned=False, user=request.user)

@@ -35,6 +35,19 @@ class Message(Schema):
     detail: str
 
 
+class PromotionOut(Schema):
+    """The promotion gate's paired comparison of the new version with the live one, on the same held-out pairs."""
+
+    n: int = Field(description="Held-out pairs both versions scored (the shared pairs).")
+    candidate_accuracy: float | None = Field(description="The new version's accuracy on the shared pairs.")
+    active_accuracy: float | None = Field(description="The live version's accuracy on the same pairs.")
+    difference: float | None = Field(description="candidate_accuracy - active_accuracy.")
+    ci: list[float] | None = Field(description="95% paired-bootstrap interval of the difference.")
+    p_value: float | None = Field(description="One-sided exact McNemar p-value for 'the candidate is worse'.")
+    decision: str = Field(description="promoted or refused.")
+    reason: str
+
+
 class RunOut(Schema):
     id: int
     project: str
@@ -57,6 +70,7 @@ class RunOut(Schema):
     metrics: dict[str, Any]
     promoted: bool | None
     promotion_note: str
+    promotion: PromotionOut | None = Field(description="Null until the run has produced a version.")
     error: str
     version: int | None = Field(description="Number of the model version this run produced.")
 
@@ -118,6 +132,7 @@ def _run_out(run: TrainingRun) -> RunOut:
         metrics=run.metrics,
         promoted=run.promoted,
         promotion_note=run.promotion_note,
+        promotion=PromotionOut(**run.promotion) if run.promotion else None,
         error=run.error,
         version=version.number if version else None,
     )

@@ -1,13 +1,16 @@
 """One training run on a worker, top to bottom.
 
-    claim -> snapshot -> train (heartbeat thread alongside) -> fsync and
-    publish the folder -> score the held-out pairs -> record the version and
-    the promotion decision (one transaction, only if this attempt still owns
-    the run) -> clean up.
+    claim -> snapshot -> check free disk -> train (heartbeat thread
+    alongside) -> check free disk -> fsync and publish the folder -> score
+    the held-out pairs -> score the versions it is compared with on those
+    pairs (cached) -> record the version and the promotion decision (one
+    transaction, only if this attempt still owns the run) -> prune old
+    folders -> clean up.
 
 Every failure ends in a recorded status with its reason; whatever happens,
-the temp folder goes, and a published folder that no version points to
-goes too.
+the temp folder goes, and a published folder goes too unless a version
+row points to it (the version's commit may have succeeded even if its
+acknowledgement was lost).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from pathlib import Path
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from rewardmodel import artifacts, features, services
+from rewardmodel import artifacts, features, gate, retention, services
 from rewardmodel.heartbeat import RunHeartbeat
+from rewardmodel.run_config import backbone_check
 from rewardmodel.services import Prediction
 from rewardmodel.snapshot import Snapshot, training_snapshot_take
 from rewardmodel.training import TrainConfig
@@ -53,7 +57,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
     if run is None:
         log.info("Run %s is not queued (taken, finished or cancelled): nothing to do", run_id)
         return "skipped"
-    attempt, project_id = run.attempt, run.project_id
+    attempt, project_id, key = run.attempt, run.project_id, run.artifact_key
     heartbeat = RunHeartbeat(run_id=run_id, attempt=attempt, interval=settings.RM_HEARTBEAT_SECONDS).start()
     temp = final = None
     version = None
@@ -61,8 +65,10 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
     try:
         heartbeat.update(phase="snapshot", progress=0.01)
         snapshot = training_snapshot_take(project=run.project)
-        temp = artifacts.temp_dir_create(project_id=project_id, run_id=run_id, attempt=attempt)
+        _free_space_check(project_id=project_id, what="to train")
+        temp = artifacts.temp_dir_create(project_id=project_id, run_id=run_id, attempt=attempt, key=key)
         config = TrainConfig.from_dict({**run.config, "output_dir": str(temp)})
+        backbone_check(config.backbone)  # this worker's allow-list, whoever queued the run
         if not services.training_run_record_snapshot(
             run_id=run_id,
             attempt=attempt,
@@ -93,14 +99,20 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         heartbeat.update(phase="publishing", progress=0.96)
         if heartbeat.stop_requested:
             raise _stop_reason(heartbeat)
+        _free_space_check(project_id=project_id, what="to publish the model")
         checksums = artifacts.checksums_compute(folder=temp)
-        final = artifacts.final_dir(project_id=project_id, run_id=run_id, attempt=attempt)
+        final = artifacts.final_dir(project_id=project_id, run_id=run_id, attempt=attempt, key=key)
         artifacts.publish(temp=temp, final=final)
         clock.lap("publish")
 
         heartbeat.update(phase="predicting", progress=0.98)
-        predictions = held_out_predictions(snapshot=snapshot, result=result, folder=final)
+        predictions = held_out_predictions(snapshot=snapshot, result=result, folder=final, checksums=checksums)
         clock.lap("predict")
+        heartbeat.update(phase="comparing", progress=0.99)
+        gate.references_prepare(project_id=project_id, pairs=snapshot.eval_voted_pairs)
+        clock.lap("compare")
+        if heartbeat.stop_requested:
+            raise _stop_reason(heartbeat)
         heartbeat.stop()  # the final write below decides; no beat may race it
         if heartbeat.lost:
             raise OwnershipLost
@@ -111,9 +123,13 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
             checksums=checksums,
             metrics=result.metrics,
             predictions=predictions,
+            winners={p.pair_id: p.winner for p in snapshot.eval_voted_pairs},
             timings=clock.laps,
         )
-        return "succeeded" if version is not None else "lost or cancelled"
+        if version is None:
+            return "lost or cancelled"
+        _prune_quietly(project_id=project_id)
+        return "succeeded"
     except Exception as exc:
         return _record_failure(exc, run_id=run_id, attempt=attempt, heartbeat=heartbeat)
     finally:
@@ -121,7 +137,25 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
         if temp is not None:
             artifacts.folder_remove(folder=temp)
         if final is not None and version is None:
-            artifacts.folder_remove(folder=final)
+            # Not recorded as far as we know; but if the commit went through and
+            # only its answer was lost, a version points here and it stays.
+            artifacts.folder_remove_unless_versioned(folder=final)
+
+
+def _free_space_check(*, project_id: int, what: str) -> None:
+    """Fail early when the disk is short, after pruning old folders to make room."""
+    try:
+        artifacts.free_space_check(what=what)
+    except artifacts.DiskSpaceLow:
+        _prune_quietly(project_id=project_id)
+        artifacts.free_space_check(what=what)
+
+
+def _prune_quietly(*, project_id: int) -> None:
+    try:
+        retention.model_versions_prune(project_id=project_id)
+    except Exception:  # pruning is housekeeping: beat retries it; the run's outcome stands
+        log.exception("Pruning the model folders of project %s failed", project_id)
 
 
 class _PhaseClock:
@@ -163,7 +197,7 @@ def _record_failure(exc: Exception, *, run_id: int, attempt: int, heartbeat: Run
         return "cancelled"
     if isinstance(exc, SoftTimeLimitExceeded):
         error = f"Time limit reached ({settings.TRAINING_SOFT_TIME_LIMIT} s)."
-    elif isinstance(exc, NotEnoughData):
+    elif isinstance(exc, (NotEnoughData, artifacts.DiskSpaceLow)):
         error = str(exc)
     else:
         log.exception("Run %s attempt %s failed", run_id, attempt)
@@ -172,7 +206,7 @@ def _record_failure(exc: Exception, *, run_id: int, attempt: int, heartbeat: Run
     return "failed"
 
 
-def held_out_predictions(*, snapshot: Snapshot, result, folder: Path) -> list[Prediction]:
+def held_out_predictions(*, snapshot: Snapshot, result, folder: Path, checksums: dict[str, str]) -> list[Prediction]:
     """r_a - r_b for every voted test pair, in pair terms.
 
     Pairs with a majority come from the engine's eval margins (chosen minus
@@ -190,7 +224,7 @@ def held_out_predictions(*, snapshot: Snapshot, result, folder: Path) -> list[Pr
         Prediction(p.pair_id, m if p.winner == "a" else -m, spread[i] if spread else None)
         for i, (p, m) in enumerate(zip(voted, result.eval_margins))
     ]
-    scorer = RewardScorer.load(folder, device=settings.RM_SCORING_DEVICE)
+    scorer = RewardScorer.load(folder, device=settings.RM_SCORING_DEVICE, checksums=checksums)
     ties = [p for p in snapshot.test_pairs if p.winner is None]
     if ties:
         prompts = [p.prompt for p in ties]

@@ -7,12 +7,19 @@ so that a redelivered task message can never run the same attempt twice.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from labeling.models import Project
+
+
+def new_artifact_key() -> str:
+    """A random part for a run's folder names: unique even beside another database's leftovers."""
+    return uuid.uuid4().hex[:12]
 
 
 class TrainingRun(models.Model):
@@ -63,9 +70,21 @@ class TrainingRun(models.Model):
     progress_metrics = models.JSONField(default=dict, blank=True, help_text="The engine's running metrics, live.")
     promoted = models.BooleanField(null=True, blank=True, help_text="Null until the run finishes.")
     promotion_note = models.TextField(blank=True, help_text="Why the new version did or did not go live.")
+    promotion = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The paired comparison with the live version: n, candidate_accuracy, active_accuracy, "
+        "difference, ci, p_value, decision, reason.",
+    )
     error = models.TextField(blank=True)
     worker_host = models.CharField(max_length=200, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    artifact_key = models.CharField(
+        max_length=12,
+        default=new_artifact_key,
+        editable=False,
+        help_text="In the run's folder names, so they never collide with folders another database left behind.",
+    )
     enqueued_at = models.DateTimeField(
         null=True, blank=True, help_text="When the task message was last sent; empty while the broker was down."
     )
@@ -106,6 +125,12 @@ class ModelVersion(models.Model):
     checksums = models.JSONField(default=dict, help_text="sha256 of each artifact file, by relative path.")
     metrics = models.JSONField(default=dict)
     is_active = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False, help_text="Keep this version's files whatever their age.")
+    pruned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its folder was deleted to free disk; the record stays, it cannot go live.",
+    )
     promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -125,10 +150,13 @@ class ModelVersion(models.Model):
 
 
 class PairPrediction(models.Model):
-    """A version's reward margin on one voted test-split pair, for the dashboard.
+    """A version's reward margin on one voted test-split pair: the dashboard's
+    model-vs-human figures and the promotion gate's score cache.
 
     In PAIR terms: margin = r(response_a) - r(response_b), so it compares
-    straight with the votes (a / b), whichever side won.
+    straight with the votes (a / b), whichever side won. A version gets its
+    rows when trained, and more when the gate scores it on held-out pairs
+    voted later (rewardmodel.gate).
     """
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
@@ -171,12 +199,20 @@ class RetrainPolicy(models.Model):
         help_text="Retrain the head once this many votes arrived since its last run's data was read.",
     )
     promotion_delta = models.FloatField(
-        default=0.01,
+        default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="A new version goes live if its held-out accuracy is at most this far below the active one's.",
+        help_text="A new version goes live only if, on the same held-out pairs, its accuracy is at most this far "
+        "below the best of the recent live versions' (and it is not significantly worse than the live one).",
     )
     train_config = models.JSONField(
         default=dict, blank=True, help_text='TrainConfig fields that override the defaults, e.g. {"epochs": 3}.'
+    )
+    paused_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the scheduler paused itself after consecutive failed runs."
+    )
+    pause_reason = models.TextField(blank=True)
+    resumed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Failures before this do not count towards the next pause."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

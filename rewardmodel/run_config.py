@@ -6,6 +6,9 @@
     <- RetrainPolicy.train_config      per-project fields, edited by admins
 
 `output_dir` is never taken from overrides: the worker chooses the folder.
+The backbone must be the default one or listed in RM_ALLOWED_BACKBONES: a
+Hub id or server folder is code and weights that the workers will load.
+(The engine itself allows only size and dropout fields in config_overrides.)
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from rewardmodel.training import TrainConfig
+from rewardmodel.training.config import DEFAULT_BACKBONE
 
 PRESETS = ("default", "tiny")
 RESERVED_FIELDS = ("output_dir", "kind")
@@ -40,7 +44,19 @@ def train_config_build(*, policy_overrides: dict[str, Any] | None = None, kind: 
         if reserved:
             raise ValueError(f"{', '.join(reserved)} cannot be overridden: the run chooses its kind and folder")
         data.update(source)
-    return TrainConfig.from_dict({**data, "kind": kind})
+    config = TrainConfig.from_dict({**data, "kind": kind})
+    backbone_check(config.backbone)
+    return config
+
+
+def backbone_check(backbone: str) -> None:
+    """Raise ValueError unless the backbone is the default one or in RM_ALLOWED_BACKBONES."""
+    allowed = [DEFAULT_BACKBONE, *settings.RM_ALLOWED_BACKBONES]
+    if backbone not in allowed:
+        raise ValueError(
+            f"backbone {backbone!r} is not allowed here; allowed: {', '.join(allowed)} "
+            "(a deployment adds more with RM_ALLOWED_BACKBONES)"
+        )
 
 
 def train_config_error(*, policy_overrides: Any) -> str | None:

@@ -24,4 +24,11 @@ SCHEDULES = [
         30,
         "Requeues or fails runs whose worker stopped sending heartbeats; resends runs the broker never got.",
     ),
+    PeriodicTaskSpec(
+        "Prune old model folders",
+        "rewardmodel.tasks.prune_models",
+        3600,
+        "Deletes the folders of versions that are not live, pinned, among the last RM_KEEP_VERSIONS or the "
+        "promotion gate's references; reports folders this database does not know.",
+    ),
 ]

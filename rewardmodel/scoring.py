@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from labeling.models import Project
-from lib.errors import PayloadTooLarge
+from lib.errors import Conflict, PayloadTooLarge
 from rewardmodel import selectors
 from rewardmodel.errors import NoActiveModel
 
@@ -59,9 +59,20 @@ class ScorerCache:
                 return hit
             from rewardmodel.execution import torch_threads_limit
             from rewardmodel.training import RewardScorer
+            from rewardmodel.training.integrity import ArtifactIntegrityError
 
             torch_threads_limit()
-            loaded = _Loaded(version_id, RewardScorer.load(artifact_dir, device=settings.RM_SCORING_DEVICE))
+            # Checksums verified at load: a folder changed since training is refused.
+            checksums = selectors.model_version_checksums(version_id=version_id)
+            try:
+                scorer = RewardScorer.load(artifact_dir, device=settings.RM_SCORING_DEVICE, checksums=checksums)
+            except (OSError, ArtifactIntegrityError) as exc:
+                log.error("Refused to load model version %s from %s: %s", version_id, artifact_dir, exc)
+                raise Conflict(
+                    "The live model's files are missing or differ from the checksums recorded when it was "
+                    "trained; it is not loaded. Roll back to another version, or retrain."
+                ) from None
+            loaded = _Loaded(version_id, scorer)
             with self._lock:
                 self._models[project_id] = loaded
                 self._models.move_to_end(project_id)

@@ -27,10 +27,10 @@ from django.utils import timezone
 
 from labeling.models import Pair, Project
 from lib.errors import Conflict, InvalidInput
-from rewardmodel import artifacts, selectors, signals
+from rewardmodel import artifacts, gate, selectors, signals
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
-from rewardmodel.promotion import non_finite_metrics, promotion_decide
+from rewardmodel.promotion import Rules, non_finite_metrics, promotion_decide
 from rewardmodel.run_config import train_config_build, train_config_error
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,38 @@ def retrain_policy_update(*, project: Project, **changes: Any) -> RetrainPolicy:
         raise InvalidInput("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
     policy.save()
     return policy
+
+
+def retrain_policy_pause_if_failing(*, project: Project, policy: RetrainPolicy, now: datetime) -> bool:
+    """Pause the policy after RM_PAUSE_AFTER_FAILURES consecutive failed runs; True when it is paused."""
+    if policy.paused_at is not None:
+        return True
+    limit = settings.RM_PAUSE_AFTER_FAILURES
+    if not limit or not policy.enabled:
+        return False
+    failures = selectors.consecutive_failures(project=project, policy=policy)
+    if len(failures) < limit:
+        return False
+    last = failures[0]
+    reason = (
+        f"Paused after {len(failures)} consecutive failed runs (RM_PAUSE_AFTER_FAILURES={limit}); the last, "
+        f"run {last.pk}, failed with: {last.error[:500] or 'no message'}. Fix the cause, then resume."
+    )
+    if policy.pk is None:
+        policy.save()
+    RetrainPolicy.objects.filter(pk=policy.pk, paused_at__isnull=True).update(paused_at=now, pause_reason=reason)
+    log.error("Automatic retraining of %s paused: %s", project.slug, reason)
+    return True
+
+
+def retrain_policy_resume(*, project: Project, user: AbstractBaseUser | None = None) -> RetrainPolicy:
+    """Lift a pause: the scheduler may retrain again, and the failures so far no longer count."""
+    policy = RetrainPolicy.for_project(project)
+    if policy.paused_at is None:
+        raise Conflict("Automatic retraining of this project is not paused.")
+    RetrainPolicy.objects.filter(pk=policy.pk).update(paused_at=None, pause_reason="", resumed_at=timezone.now())
+    log.info("Automatic retraining of %s resumed by %s", project.slug, getattr(user, "username", None) or "system")
+    return RetrainPolicy.for_project(project)
 
 
 # --------------------------------------------------------------------------- #
@@ -125,8 +157,10 @@ def training_run_enqueue(*, run_id: int) -> bool:
 
     task_id = str(uuid.uuid4())
     kind = TrainingRun.objects.filter(pk=run_id).values_list("kind", flat=True).first() or TrainingRun.Kind.FINETUNE
-    # Heads go to the fast queue with a short time limit, so they never wait behind a fine-tune.
-    limits = {}
+    # Heads go to the fast queue with a short time limit of their own, so they never wait behind a
+    # fine-tune. A fine-tune's message carries no limits: Celery would otherwise stamp the sender's
+    # (the web's) on it; the worker applies its own TRAINING_*_TIME_LIMIT.
+    limits = {"soft_time_limit": None, "time_limit": None}
     if kind == TrainingRun.Kind.HEAD:
         limits = {
             "soft_time_limit": settings.RM_HEAD_SOFT_TIME_LIMIT,
@@ -233,6 +267,32 @@ def training_run_fail_task(*, run_id: int, task_id: str, error: str) -> bool:
     )
 
 
+def training_run_time_out(*, run_id: int, task_id: str, limit_seconds: int) -> bool:
+    """The worker's parent killed the run at the hard time limit: fail it "timed out", for good.
+
+    Called from the worker's main process (the child is gone), so it also
+    removes what the attempt left on disk. Never requeued: the same run
+    would only hit the same limit again.
+    """
+    run = TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, celery_task_id=task_id).first()
+    if run is None:
+        return False
+    now = timezone.now()
+    changed = TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, attempt=run.attempt).update(
+        status=Status.FAILED,
+        finished_at=now,
+        heartbeat_at=now,
+        phase="timed out",
+        error=f"Timed out: stopped at the hard time limit of {limit_seconds} s (TRAINING_HARD_TIME_LIMIT); "
+        "not retried. Train on less data or fewer epochs, or raise the limit.",
+    )
+    if changed:
+        artifacts.attempt_files_remove(
+            project_id=run.project_id, run_id=run_id, attempt=run.attempt, key=run.artifact_key
+        )
+    return bool(changed)
+
+
 def training_run_mark_cancelled(*, run_id: int, attempt: int) -> bool:
     now = timezone.now()
     return bool(
@@ -261,12 +321,17 @@ def training_run_succeed(
     checksums: dict[str, str],
     metrics: dict[str, Any],
     predictions: Sequence[Prediction],
+    winners: dict[int, str] | None = None,
     timings: dict[str, float] | None = None,
 ) -> ModelVersion | None:
     """Record the new version, its predictions and the promotion decision, in one transaction.
 
-    Returns None, writing nothing, when this attempt no longer owns the run;
-    and marks the run cancelled instead when Cancel came in at the last moment.
+    `winners` labels the held-out pairs the candidate is judged on (pair id
+    -> a or b, as in its snapshot); the versions it is compared with have
+    been scored on them beforehand (`gate.references_prepare`), so this
+    reads their cached margins. Returns None, writing nothing, when this
+    attempt no longer owns the run; and marks the run cancelled instead when
+    Cancel came in at the last moment.
     """
     now = timezone.now()
     metrics = _json_safe(metrics)
@@ -287,6 +352,9 @@ def training_run_succeed(
             training_run_mark_cancelled(run_id=run_id, attempt=attempt)
             return None
         project = run.project
+        # The live version and the recent ones, read under the project lock, before the new one exists.
+        winners = winners or {}
+        active, recent = gate.references_read(project_id=project.pk, pair_ids=winners)
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
         version = ModelVersion.objects.create(
             project=project, run=run, number=number, artifact_dir=artifact_dir, checksums=checksums, metrics=metrics
@@ -301,10 +369,18 @@ def training_run_succeed(
             ],
             batch_size=1000,
         )
-        active = ModelVersion.objects.filter(project=project, is_active=True).first()
         policy = RetrainPolicy.for_project(project)
         decision = promotion_decide(
-            new_metrics=metrics, active_metrics=active.metrics if active else None, delta=policy.promotion_delta
+            metrics=metrics,
+            candidate_margins={p.pair_id: p.margin for p in predictions},
+            winners=winners,
+            active=active,
+            recent=recent,
+            rules=Rules(
+                delta=policy.promotion_delta,
+                alpha=settings.RM_PROMOTION_ALPHA,
+                min_pairs=settings.RM_PROMOTION_MIN_PAIRS,
+            ),
         )
         if decision.promote:
             _version_make_active(version=version, user=None, now=now)
@@ -316,6 +392,7 @@ def training_run_succeed(
             # The run keeps the pipeline's own timings beside the engine's metrics.
             metrics={**metrics, "pipeline_seconds": _json_safe(timings or {})},
             promotion_note=decision.note,
+            promotion=_json_safe(decision.figures),
             finished_at=now,
             heartbeat_at=now,
             error="",
@@ -390,7 +467,9 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
 
     A running run whose heartbeat stopped for RM_HEARTBEAT_TIMEOUT_SECONDS
     lost its worker: it goes back to the queue for another attempt while
-    it has attempts left (RM_MAX_ATTEMPTS), else it fails "worker lost".
+    it has attempts left (RM_MAX_ATTEMPTS), else it fails "worker lost". One
+    that started longer ago than the hard time limit fails "timed out"
+    instead, never requeued.
     A queued run whose message never reached the broker (or long ago) is
     sent again; a duplicate message is harmless, since claiming is
     conditional. Safe to run anywhere, any number of times at once.
@@ -401,7 +480,9 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
     stale = TrainingRun.objects.filter(status=Status.RUNNING).filter(
         Q(heartbeat_at__lt=deadline) | Q(heartbeat_at__isnull=True)
     )
-    for run in stale.only("id", "project_id", "attempt", "heartbeat_at", "cancel_requested"):
+    hard_deadline = now - timedelta(seconds=settings.TRAINING_HARD_TIME_LIMIT)
+    fields = ("id", "project_id", "attempt", "heartbeat_at", "started_at", "cancel_requested", "artifact_key")
+    for run in stale.only(*fields):
         mine = TrainingRun.objects.filter(
             pk=run.pk, status=Status.RUNNING, attempt=run.attempt, heartbeat_at=run.heartbeat_at
         )
@@ -414,6 +495,17 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
                 error=f"Cancelled; the worker was lost ({seen}).",
             )
             outcome = report.cancelled
+        elif run.started_at is not None and run.started_at < hard_deadline:
+            # Past the hard time limit: its worker's parent should have marked it, but
+            # went down with it. Another attempt would only hit the same limit.
+            changed = mine.update(
+                status=Status.FAILED,
+                finished_at=now,
+                phase="timed out",
+                error=f"Timed out: running past the hard time limit of {settings.TRAINING_HARD_TIME_LIMIT} s "
+                f"(TRAINING_HARD_TIME_LIMIT) when its worker was lost ({seen}); not retried.",
+            )
+            outcome = report.failed
         elif run.attempt < settings.RM_MAX_ATTEMPTS:
             changed = mine.update(
                 status=Status.QUEUED,
@@ -433,7 +525,9 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
             outcome = report.failed
         if changed:  # only the reconciler whose UPDATE won cleans up, and only that attempt's files
             outcome.append(run.pk)
-            artifacts.attempt_files_remove(project_id=run.project_id, run_id=run.pk, attempt=run.attempt)
+            artifacts.attempt_files_remove(
+                project_id=run.project_id, run_id=run.pk, attempt=run.attempt, key=run.artifact_key
+            )
 
     grace = now - timedelta(seconds=settings.RM_ENQUEUE_GRACE_SECONDS)
     unsent = TrainingRun.objects.filter(status=Status.QUEUED).filter(
@@ -455,11 +549,18 @@ def training_runs_reconcile(*, now: datetime | None = None) -> ReconcileReport:
 def training_runs_schedule_due(
     *, now: datetime | None = None, kind: str = TrainingRun.Kind.FINETUNE
 ) -> list[TrainingRun]:
-    """Queue a run of `kind` for every project whose policy says one is due (the beat tasks)."""
+    """Queue a run of `kind` for every project whose policy says one is due (the beat tasks).
+
+    A project whose last RM_PAUSE_AFTER_FAILURES runs all failed has its
+    policy paused first (`retrain_policy_pause_if_failing`): retrying what
+    keeps failing only burns the GPU.
+    """
     now = now or timezone.now()
     started = []
     for project in Project.objects.order_by("pk"):
         policy = RetrainPolicy.for_project(project)
+        if retrain_policy_pause_if_failing(project=project, policy=policy, now=now):
+            continue
         reason = selectors.retrain_due_reason(project=project, policy=policy, now=now, kind=kind)
         if reason is None:
             continue
@@ -496,6 +597,11 @@ def model_version_activate(*, version: ModelVersion, user: AbstractBaseUser) -> 
     """
     if version.is_active:
         return version
+    if version.pruned_at is not None:
+        raise Conflict(
+            f"Version {version.number} cannot go live: its files were pruned on {version.pruned_at:%Y-%m-%d} "
+            "to free disk (pin versions you may want back)."
+        )
     bad = non_finite_metrics(version.metrics)
     if bad:
         raise InvalidInput(f"Version {version.number} cannot go live: metrics not finite ({', '.join(bad)}).")

@@ -5,7 +5,8 @@ votes_b, votes_tie) through the one label rule, `preferences.labels`: a
 pair trains only when it has a strict, non-tie plurality (`Tally.winner`). Train-split pairs train; test-split pairs
 with such a majority are the held-out set, fixed by prompt, so every
 version is measured on the same prompts. Test-split pairs whose votes tie
-are still scored, for the dashboard's model-vs-human agreement.
+are still scored, for the dashboard's model-vs-human agreement. Archived
+pairs are left out.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def training_snapshot_take(*, project: Project) -> Snapshot:
 
     digest = hashlib.sha256()
     rows = (
-        Pair.objects.filter(project=project, vote_count__gt=0)
+        Pair.objects.filter(project=project, vote_count__gt=0, archived=False)
         .order_by("id")
         .values_list("id", "split", "prompt", "response_a", "response_b", "votes_a", "votes_b", "votes_tie")
     )

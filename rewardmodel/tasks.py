@@ -1,8 +1,8 @@
 """Celery tasks: an id comes in, a service is called. Results live in the database.
 
 `train_run` is routed to the `training` queue (settings.CELERY_TASK_ROUTES);
-the two periodic tasks run on `default`, from the PeriodicTask rows that
-migration 0003 creates (editable in the Django admin).
+the periodic tasks run on `default`, from the PeriodicTask rows declared
+in rewardmodel/schedules.py (editable in the Django admin).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 
 from celery import Task, shared_task
+from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_init
 from django.conf import settings
+from django.db import connections
 
 from labeling.models import Project
-from rewardmodel import acquisition, execution, features, services
+from rewardmodel import acquisition, execution, features, retention, services
 from rewardmodel.models import ModelVersion, TrainingRun
 
 
@@ -33,11 +35,27 @@ def preload_engine(**kwargs) -> None:
 
 class TrainRunTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        # Reached only if the service itself raised (it records its own
-        # failures): fail the run this message claimed, so its lock is freed.
-        run_id = args[0] if args else kwargs.get("run_id")
-        if run_id is not None:
-            services.training_run_fail_task(run_id=run_id, task_id=task_id, error=f"{type(exc).__name__}: {exc}")
+        """A task that raised past the service, or one killed at the hard time limit.
+
+        The service records its own failures, so this is the safety net that
+        frees the project. At the hard limit it runs in the worker's *parent*
+        process, the child having been killed: the run is marked timed out
+        there, not left running for the reconciler to requeue.
+        """
+        run_id = args[0] if args else (kwargs or {}).get("run_id")
+        if run_id is None:
+            return
+        try:
+            if isinstance(exc, TimeLimitExceeded):
+                services.training_run_time_out(
+                    run_id=run_id, task_id=task_id, limit_seconds=settings.TRAINING_HARD_TIME_LIMIT
+                )
+            else:
+                services.training_run_fail_task(run_id=run_id, task_id=task_id, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            # In the parent, a connection left open would be shared with the next forked child.
+            if isinstance(exc, TimeLimitExceeded):
+                connections.close_all()
 
 
 @shared_task(
@@ -83,6 +101,14 @@ def queue_order_refresh_task(project_id: int, version_id: int | None = None) -> 
     version = ModelVersion.objects.filter(pk=version_id, project=project).first() if version_id else None
     refresh = acquisition.queue_order_refresh(project=project, version=version)
     return {"strategy": refresh.strategy, "ordered": refresh.ordered, "skipped": refresh.skipped}
+
+
+@shared_task(name="rewardmodel.tasks.prune_models", ignore_result=True, soft_time_limit=600, time_limit=900)
+def prune_models() -> dict:
+    reports = retention.model_versions_prune_all()
+    return {
+        pid: {"pruned": r.pruned, "orphans": r.orphans_removed, "leftovers": r.leftovers} for pid, r in reports.items()
+    }
 
 
 @shared_task(name="rewardmodel.tasks.reconcile_runs", ignore_result=True, soft_time_limit=120, time_limit=180)

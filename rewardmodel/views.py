@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors as labeling_selectors
 from lib.errors import NotFound, ServiceError
-from rewardmodel import selectors, services
+from rewardmodel import retention, selectors, services
 from rewardmodel.errors import RunAlreadyActive
 from rewardmodel.models import RetrainPolicy, TrainingRun
 
@@ -69,7 +69,23 @@ def runs_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(slug)
     context = _runs_context(project)
     context["policy"] = RetrainPolicy.for_project(project)
+    if request.user.has_perm("rewardmodel.retrain"):
+        context["leftovers"] = retention.leftover_folders(project_id=project.pk)
     return render(request, "rewardmodel/runs.html", context)
+
+
+@require_POST
+@permission_required("rewardmodel.retrain", raise_exception=True)
+def policy_resume(request: HttpRequest, slug: str) -> HttpResponse:
+    """Lift the pause the scheduler put on a project after repeated failed runs."""
+    project = _project(slug)
+    try:
+        services.retrain_policy_resume(project=project, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Automatic retraining resumed.")
+    return redirect("rewardmodel:runs", slug=project.slug)
 
 
 @require_GET
@@ -99,14 +115,18 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
 @runs_viewer_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
-    return render(request, "rewardmodel/run_detail.html", {"run": run, "project": run.project})
+    context = {"run": run, "project": run.project, "waiting": selectors.training_run_wait_reason(run=run)}
+    return render(request, "rewardmodel/run_detail.html", context)
 
 
 @require_GET
 @runs_viewer_required
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     """The live part of the run page; HTMX polls it every second until the run ends."""
-    return render(request, "rewardmodel/_run_progress.html", {"run": _run(run_id)})
+    run = _run(run_id)
+    return render(
+        request, "rewardmodel/_run_progress.html", {"run": run, "waiting": selectors.training_run_wait_reason(run=run)}
+    )
 
 
 @require_POST

@@ -45,6 +45,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def aggregates_checked_after_concurrency(request):
+    """After a test marked `concurrency`, the dashboard aggregates must equal a rebuild
+    (`manage.py check_aggregates --all`, which exits 1 naming the tables that differ)."""
+    checked = request.node.get_closest_marker("concurrency") is not None
+    if checked:  # set the database up first, so the check runs before it is flushed
+        request.getfixturevalue("transactional_db")
+    yield
+    if checked:
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        call_command("check_aggregates", "--all", stdout=StringIO())
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # PBKDF2 at production strength costs ~0.3 s per user; tests make many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -49,3 +49,33 @@ def test_health_check_sends_nothing_and_finds_a_dropped_connection(client):
     close_old_connections()
     assert client.get("/healthz").json() == {"database": "ok"}
     assert connection.connection.info.backend_pid != pid
+
+
+def test_a_vote_on_a_connection_the_server_dropped_writes_nothing_and_the_retry_stores_it_once(
+    django_user_model,
+):
+    # given an annotator with a live lease, on a connection PostgreSQL then drops (a restart)
+    from labeling import services
+    from labeling.models import Pair, Vote
+    from tests.conftest import make_records, make_user
+
+    project = services.project_create(slug="restart", name="Restart")
+    services.pairs_import_batch(project=project, records=make_records(2), shuffle_sides=False)
+    user = make_user(django_user_model, "steady", "annotator")
+    project.members.add(user)
+    assignment = services.assignment_next(project=project, user=user)
+    pid = connection.connection.info.backend_pid
+    with _admin_connection() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # when the vote is submitted on it
+    with pytest.raises(Exception) as caught:
+        services.vote_submit(assignment_id=assignment.pk, user=user, choice="left")
+    # then the request fails with a database error and nothing is half-written
+    assert "connection" in str(caught.value).lower() or "terminat" in str(caught.value).lower()
+    close_old_connections()  # what the next request does first (a dead connection is replaced)
+    assert Vote.objects.count() == 0 and Pair.objects.get(pk=assignment.pair_id).vote_count == 0
+    # and the client's retry stores the vote, once
+    vote, created = services.vote_submit(assignment_id=assignment.pk, user=user, choice="left")
+    again, created_again = services.vote_submit(assignment_id=assignment.pk, user=user, choice="left")
+    assert created and not created_again and vote.pk == again.pk
+    assert Pair.objects.get(pk=assignment.pair_id).vote_count == 1

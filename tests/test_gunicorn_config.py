@@ -27,7 +27,7 @@ def test_gunicorn_reads_the_shared_config():
 def test_every_launcher_uses_the_shared_config():
     from config import runstack
 
-    web = runstack._stack_commands("127.0.0.1", 8000)["web"]
+    web, _env = runstack._stack_commands("127.0.0.1", 8000)["web"]
     assert web[web.index("--config") + 1] == "python:config.gunicorn"
     for launcher in ("docker-compose.yml", "Dockerfile", "bench/labeling.py"):
         assert "python:config.gunicorn" in (ROOT / launcher).read_text(), launcher

@@ -49,6 +49,7 @@ MATRIX = [
     ),
     row("get", "/imports/{job}/", LOGIN, 403, 403, 403, 200),
     row("get", "/imports/{job}/progress", LOGIN, 403, 403, 403, 200),
+    row("post", "/imports/{job}/retry", LOGIN, 403, 403, 403, 409),  # it was not refused for invalid rows
     # dashboard: reviewers and admins
     row("get", "/p/{slug}/dashboard/", LOGIN, 403, 403, 200, 200),
     row("get", "/p/{slug}/dashboard/annotators/", LOGIN, 403, 403, 200, 200),
@@ -58,6 +59,7 @@ MATRIX = [
     row("get", "/p/{slug}/runs/", LOGIN, 403, 403, 200, 200),
     row("get", "/p/{slug}/runs/table", LOGIN, 403, 403, 200, 200),
     row("post", "/p/{slug}/runs/start", LOGIN, 403, 403, 403, 302),
+    row("post", "/p/{slug}/runs/resume", LOGIN, 403, 403, 403, 302),  # not paused: a message, back to the runs
     row("get", "/runs/{run}/", LOGIN, 403, 403, 200, 200),
     row("get", "/runs/{run}/progress", LOGIN, 403, 403, 200, 200),
     row("post", "/runs/{run}/cancel", LOGIN, 403, 403, 403, 302),
@@ -71,10 +73,11 @@ MATRIX = [
     row(
         "post", "/api/v1/projects/{slug}/score", 401, 403, 403, 403, 409, {"items": [{"prompt": "p", "response": "r"}]}
     ),
-    # API tokens: admins only
-    row("get", "/tokens/", LOGIN, 403, 403, 403, 200),
-    row("post", "/tokens/issue", LOGIN, 403, 403, 403, 200, {"name": "ci", "user": "{admin_id}"}),
-    row("post", "/tokens/{token}/revoke", LOGIN, 403, 403, 403, 302),
+    # API tokens: everyone issues and revokes their own; a token for someone else is an admin's action
+    row("get", "/tokens/", LOGIN, 200, 200, 200, 200),
+    row("post", "/tokens/issue", LOGIN, 200, 200, 200, 200, {"name": "mine"}),
+    row("post", "/tokens/issue-for-user", LOGIN, 403, 403, 403, 200, {"name": "ci", "user": "{admin_id}"}),
+    row("post", "/tokens/{token}/revoke", LOGIN, 404, 404, 404, 302),  # the admin's token
 ]
 
 

@@ -97,3 +97,51 @@ def test_api_docs_load_nothing_from_a_cdn(client, annotator_user):
     html = client.get("/api/v1/docs").content.decode()
     assert "/static/ninja/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower()
+
+
+@pytest.mark.parametrize(
+    "path", ["/accounts/password_reset/", "/accounts/password_change/", "/accounts/reset/MQ/set-password/"]
+)
+def test_password_reset_and_change_routes_are_gone(client, admin_user, path):
+    # no mail to reset with, no throttle on guessing the old password: admins set passwords in /admin/
+    assert client.get(path).status_code == 404
+    client.force_login(admin_user)
+    assert client.get(path).status_code == 404
+    assert client.post(path, {"email": "a@example.org"}).status_code == 404
+
+
+def test_behind_the_proxy_logins_lock_the_client_address_from_x_forwarded_for(client, annotator_user, settings):
+    # given the app behind one TLS proxy, which connects from 10.0.0.1 and appends the client to the header
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+
+    def login(client_address: str, password: str, spoofed: str = ""):
+        forwarded = f"{spoofed}, {client_address}" if spoofed else client_address
+        return client.post(
+            "/accounts/login/",
+            {"username": "alice", "password": password},
+            HTTP_X_FORWARDED_FOR=forwarded,
+            **proxy,
+        )
+
+    # when one client fails five times, each time claiming a new address at the left of the header
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        login("203.0.113.7", "wrong", spoofed=f"198.51.100.{i}")
+    # then that client is locked out, even with the right password
+    assert login("203.0.113.7", "pw-alice").status_code == 429
+    # and the same user from another client, through the same proxy, is not
+    response = login("203.0.113.99", "pw-alice")
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(annotator_user.pk)
+
+
+def test_directly_exposed_the_lock_is_on_the_remote_address_and_the_header_is_ignored(client, annotator_user, settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            "/accounts/login/",
+            {"username": "alice", "password": "wrong"},
+            REMOTE_ADDR="192.0.2.5",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{i}",
+        )
+    locked = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice"}, REMOTE_ADDR="192.0.2.5")
+    assert locked.status_code == 429

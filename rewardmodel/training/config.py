@@ -27,6 +27,27 @@ TINY_BERT = {
 
 AUTO = "auto"
 
+# The backbone config fields a run may override: sizes and regularisation,
+# nothing that loads or runs code (no trust_remote_code, auto_map, or paths).
+CONFIG_OVERRIDE_KEYS = frozenset(
+    {
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "attention_dropout",
+        "classifier_dropout",
+        "dropout",
+        "hidden_act",
+        "layer_norm_eps",
+        "initializer_range",
+        "max_position_embeddings",
+    }
+)
+
 
 def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
@@ -57,7 +78,7 @@ class TrainConfig:
     )
     config_overrides: dict = _help(
         "Backbone config fields to override before building the model, e.g. {'num_hidden_layers': 2}. "
-        "Only sensible with random_init.",
+        "Only sensible with random_init. Sizes and dropout only (CONFIG_OVERRIDE_KEYS): nothing that loads code.",
         default_factory=dict,
     )
     disable_dropout: bool = _help(
@@ -225,6 +246,13 @@ class TrainConfig:
         ):
             raise ValueError(
                 f"pad_to_multiple_of must be 'auto' or a positive integer, got {self.pad_to_multiple_of!r}"
+            )
+        if not isinstance(self.config_overrides, dict):
+            raise ValueError(f"config_overrides must be an object, got {type(self.config_overrides).__name__}")
+        refused = sorted(set(self.config_overrides) - CONFIG_OVERRIDE_KEYS)
+        if refused:
+            raise ValueError(
+                f"config_overrides may not set {', '.join(refused)}; allowed: {', '.join(sorted(CONFIG_OVERRIDE_KEYS))}"
             )
         if len(self.strength_margins) != 3:
             raise ValueError(f"strength_margins needs one margin per strength 1, 2, 3, got {self.strength_margins!r}")

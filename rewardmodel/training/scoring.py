@@ -6,17 +6,21 @@ pass of the saved folder; an ensemble's score is its members' mean. A head
 folder (`kind: "head"` in reward_meta.json) scores by embedding each side
 with its frozen backbone and taking the head's dot product (`HeadScorer`).
 `RewardScorer.load` picks the right one.
+
+Loading checks the folder first (`integrity.folder_verify`): safetensors
+weights only, and the recorded checksums when the caller passes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
 from .data import Collator, PairEncoder, sorted_batches
+from .integrity import folder_verify
 from .model import load_tokenizer, read_meta, takes_token_types
 
 
@@ -32,7 +36,11 @@ class RewardScorer:
         self.collate = Collator(encoder.tokenizer.pad_token_id, 8, encoder.max_length, device)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> RewardScorer | HeadScorer:
+    def load(
+        cls, path: str | Path, device: str = "auto", checksums: Mapping[str, str] | None = None
+    ) -> RewardScorer | HeadScorer:
+        """Load a saved folder; refuses pickle weights, and files that differ from `checksums` if given."""
+        folder_verify(path, checksums)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = torch.device(device)
@@ -41,7 +49,9 @@ class RewardScorer:
             return HeadScorer.load(path, device=str(device), meta=meta)
         tokenizer = load_tokenizer(str(path))
         models = [
-            AutoModelForSequenceClassification.from_pretrained(Path(path) / m["path"], attn_implementation="sdpa")
+            AutoModelForSequenceClassification.from_pretrained(
+                Path(path) / m["path"], attn_implementation="sdpa", use_safetensors=True
+            )
             .to(device)
             .eval()
             for m in meta["members"]

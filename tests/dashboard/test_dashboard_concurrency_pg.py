@@ -12,7 +12,7 @@ from preferences.records import ImportedVote, PreferenceRecord
 from tests.conftest import make_records, make_user
 from tests.dashboard.test_dashboard_aggregates import buckets_from_pairs, snapshot
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 
 THREADS = 12
 

@@ -14,7 +14,7 @@ from labeling import services
 from labeling.models import Assignment, Pair, Vote
 from tests.conftest import make_records, make_user
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 
 THREADS = 50
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Q
 
 from labeling.models import Annotator, Pair, Project, Vote
 
@@ -18,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 PANDALM = Path(os.environ.get("PANDALM_PATH", SHARED_DATA / "pandalm-testset-v1.json"))
 HH_HELPFUL = SHARED_DATA / "hh-rlhf-helpful-base-test.jsonl.gz"
+HH_HARMLESS = SHARED_DATA / "hh-rlhf-harmless-base-test.jsonl.gz"
 
 
 def run(*args) -> tuple[dict, str]:
@@ -67,10 +69,10 @@ def test_pairwise_import_prints_json_summary_last_and_is_idempotent(project, tmp
 
 @pytest.mark.django_db(transaction=True)
 def test_failure_exits_non_zero_naming_line_and_field(tmp_path, settings):
-    # given a project, and a file whose third row has an empty response
+    # given a project, and a file whose third row has two identical responses
     Project.objects.create(slug="shell", name="Shell")
     rows = pairwise_rows(3)
-    rows[2]["response_b"] = ""
+    rows[2]["response_b"] = rows[2]["response_a"]
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)
     # when run from the shell against the test database
     env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"])}
@@ -84,7 +86,8 @@ def test_failure_exits_non_zero_naming_line_and_field(tmp_path, settings):
     )
     # then
     assert done.returncode == 1
-    assert "line 3: response_b is empty" in done.stderr
+    assert "line 3: response_b is identical to the other response" in done.stderr
+    assert "1 of 3 rows are invalid" in done.stderr and "Rerun with --skip-invalid" in done.stderr
     assert "Traceback" not in done.stderr
     assert Pair.objects.count() == 0
 
@@ -200,10 +203,11 @@ def test_save_to_disk_folder_with_votes_as_nested_lists(project, tmp_path):
 
 @pytest.mark.skipif(not PANDALM.exists(), reason=f"shared data file {PANDALM} is absent (set PANDALM_PATH)")
 def test_pandalm_testset_three_annotators_with_ties(db):
-    # given the PandaLM human test set, some of whose rows have an empty response
-    # when imported whole, it fails on the first such row; with --skip-invalid the rest goes in
-    with pytest.raises(CommandError, match=r"line \d+: response1 is empty"):
-        run("--project", "pandalm", "--create-project", "--format", "pandalm", str(PANDALM))
+    # given the PandaLM human test set: 54 rows have one empty response, 7 a non-text field
+    # when imported whole, it is refused for the 7 only, counting them
+    with pytest.raises(CommandError, match=r"line \d+: response1 must be a string, got bool \(7 of 999 rows"):
+        run("--project", "pandalm", "--create-project", "--format", "pandalm", "--no-progress", str(PANDALM))
+    # when told to skip those, everything else goes in: a response left empty is data
     summary, _ = run(
         "--project",
         "pandalm",
@@ -215,17 +219,31 @@ def test_pandalm_testset_three_annotators_with_ties(db):
         str(PANDALM),
     )
     # then
-    assert summary["created"] + summary["duplicates"] + summary["skipped"] == 999
+    assert summary["skipped"] == 7 and summary["created"] + summary["duplicates"] == 992
     assert summary["votes"] == 3 * summary["created"]
+    assert Pair.objects.filter(Q(response_a="") | Q(response_b="")).exists()
     assert Vote.objects.filter(choice="tie").exists()
     assert Annotator.objects.filter(external_id__startswith="pandalm-annotator").count() == 3
 
 
+@pytest.mark.skipif(not HH_HARMLESS.exists(), reason=f"shared data file {HH_HARMLESS} is absent")
+def test_hh_rlhf_harmless_imports_whole_without_skip_invalid(db):
+    # given Anthropic HH harmless-base (2,312 rows; 4 have an empty chosen reply)
+    # when imported with the defaults
+    summary, _ = run("--project", "hh", "--create-project", "--no-progress", str(HH_HARMLESS))
+    # then every row is a pair, the empty replies included
+    assert summary == {"created": 2312, "duplicates": 0, "votes": 2312, "skipped": 0}
+    assert Pair.objects.filter(Q(response_a="") | Q(response_b="")).count() == 4
+
+
 @pytest.mark.skipif(not HH_HELPFUL.exists(), reason=f"shared data file {HH_HELPFUL} is absent")
 def test_hh_rlhf_gzip_file(db):
-    # given Anthropic HH (2,354 rows; a few are empty or have chosen == rejected)
-    # when
+    # given Anthropic HH helpful-base (2,354 rows; 4 have an empty reply, 2 have chosen == rejected)
+    # when imported with the defaults, it is refused for its 2 identical rows, counting them
+    with pytest.raises(CommandError, match=r"2 of 2,354 rows are invalid.*Rerun with --skip-invalid"):
+        run("--project", "hh", "--create-project", "--no-progress", str(HH_HELPFUL))
+    # when told to skip them, the others go in, the empty replies included
     summary, err = run("--project", "hh", "--create-project", "--skip-invalid", "--no-progress", str(HH_HELPFUL))
-    # then
-    assert summary["created"] > 2300 and summary["skipped"] >= 2
+    assert summary["created"] == 2352 and summary["skipped"] == 2
     assert "is identical to the other response" in err
+    assert Pair.objects.filter(Q(response_a="") | Q(response_b="")).count() == 4

@@ -131,11 +131,13 @@ def test_csrf_is_enforced_on_the_upload(admin_user, project, uploads):
     url = reverse("project-import", args=[project.slug])
     # when posting without a token, then with the form's token
     refused = client.post(url, {"file": SimpleUploadedFile("p.jsonl", jsonl_bytes(1))})
+    refused_left = stored_uploads(uploads)
     client.get(url)
     token = client.cookies["csrftoken"].value
     accepted = client.post(url, {"file": SimpleUploadedFile("p.jsonl", jsonl_bytes(1)), "csrfmiddlewaretoken": token})
     # then
     assert refused.status_code == 403
+    assert refused_left == []  # the refused upload left no file behind
     assert accepted.status_code == 302
     assert Pair.objects.count() == 1
 
@@ -176,7 +178,7 @@ def test_large_upload_is_queued_after_commit_then_run_by_the_task(
     assert job.status == ImportJob.Status.QUEUED and job.celery_task_id
     assert own_redis_db.llen("default") == 1  # the message is on the real broker
     progress = client.get(reverse("import-job-progress", args=[job.pk])).content.decode()
-    assert 'hx-trigger="every 1s"' in progress and "waiting for a worker" in progress
+    assert 'hx-trigger="every 1s"' in progress and "Waiting for a worker on the `default` queue." in progress
     # when the task runs (in-process here; tests/labeling/test_import_worker.py uses a real worker)
     import_job_run_task.apply(args=[job.pk])
     # then

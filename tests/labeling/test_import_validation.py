@@ -33,7 +33,11 @@ def with_(**changes):
 # (name, the bad row as a dict or raw JSON text, what the message must say)
 MALFORMED = [
     ("empty prompt", with_(prompt=""), "line 2: prompt is empty"),
-    ("blank response", with_(response_a=" \n\t "), "line 2: response_a is empty"),
+    (
+        "two blank responses",
+        with_(response_a=" \n\t ", response_b=""),
+        "line 2: response_b is empty, and so is the other response",
+    ),
     ("identical responses", with_(response_b=GOOD["response_a"]), "line 2: response_b is identical"),
     ("missing response", {"prompt": "p", "response_a": "a"}, "line 2: response_b is missing"),
     ("NUL byte", with_(response_a="a\u0000b"), "line 2: response_a contains a NUL byte"),

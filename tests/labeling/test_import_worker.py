@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -58,3 +59,56 @@ def test_large_upload_runs_on_a_real_worker_and_reports_progress(client, admin_u
     assert Pair.objects.filter(project=project).count() == 20_000
     assert Vote.objects.filter(project=project, choice="tie").count() == 20_000
     assert "labeling.import_job_run" in worker.log()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_is_killed_is_requeued_and_finished_by_another(admin_user, project, settings, tmp_path):
+    # given a large import running on a worker
+    from labeling import import_jobs
+
+    settings.IMPORT_UPLOAD_DIR = tmp_path / "uploads"
+    settings.IMPORT_UPLOAD_DIR.mkdir()
+    path = settings.IMPORT_UPLOAD_DIR / "big.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"Q{i}", "response_a": f"A{i}", "response_b": f"B{i}", "votes": []}) + "\n"
+            for i in range(60_000)
+        )
+    )
+    job = import_jobs.import_job_create(
+        project=project,
+        user=admin_user,
+        upload_path=path,
+        file_name="big.jsonl",
+        file_size=path.stat().st_size,
+        fmt="pairwise",
+        skip_invalid=False,
+    )
+    first = start_worker(log_dir=tmp_path / "logs", queues="default")
+    import_jobs.import_job_enqueue(job=job)  # no transaction here: sent at once
+    wait_for(
+        lambda: ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING, rows_written__gt=0).exists(),
+        timeout=60,
+        interval=0.05,
+        what="the import to be writing",
+    )
+    # when its worker is killed (as by the out-of-memory killer) and its heartbeat goes stale
+    first.kill()
+    settings.IMPORT_HEARTBEAT_TIMEOUT_SECONDS = 1
+    time.sleep(1.5)
+    second = start_worker(log_dir=tmp_path / "logs", queues="default", flush=False)
+    try:
+        report = import_jobs.import_jobs_reconcile()
+        # then the reconciler queues it again, and the other worker finishes it as attempt 2
+        assert report.requeued == [job.pk] and report.resent == [job.pk]
+        done = wait_for(
+            lambda: ImportJob.objects.filter(pk=job.pk).exclude(status__in=ImportJob.ACTIVE_STATUSES).first(),
+            timeout=180,
+            what="the second attempt to finish",
+        )
+    finally:
+        second.kill()
+    assert done.status == ImportJob.Status.SUCCEEDED and done.attempt == 2, done.error
+    assert Pair.objects.filter(project=project).count() == 60_000  # the first attempt's batches counted once
+    assert not path.exists()

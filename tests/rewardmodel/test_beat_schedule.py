@@ -10,6 +10,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from dashboard import schedules as dashboard_schedules
 from dashboard.models import AnnotatorStats
+from labeling import schedules as labeling_schedules
 from labeling.models import Assignment, Vote
 from lib.beat import periodic_tasks_ensure
 from rewardmodel import schedules as rewardmodel_schedules
@@ -29,10 +30,12 @@ def test_schedules_are_editable_rows_created_once(db):
     assert tasks["rewardmodel.tasks.reconcile_runs"] == 30
     assert tasks["rewardmodel.tasks.retrain_heads_due"] == 5
     assert tasks["dashboard.aggregates_fold"] == 5
+    assert tasks["rewardmodel.tasks.prune_models"] == 3600
+    assert tasks["labeling.import_jobs_reconcile"] == 60
     # when an admin edits one and the rows are ensured again, the edit stays
     PeriodicTask.objects.filter(task="rewardmodel.tasks.reconcile_runs").update(enabled=False)
     periodic_tasks_ensure()
-    assert PeriodicTask.objects.filter(task__startswith="rewardmodel.").count() == 3
+    assert PeriodicTask.objects.filter(task__startswith="rewardmodel.").count() == 4
     assert not PeriodicTask.objects.get(task="rewardmodel.tasks.reconcile_runs").enabled
 
 
@@ -51,9 +54,11 @@ def test_a_renamed_task_keeps_its_row_and_follows_the_code(db):
 
 
 def test_each_periodic_task_is_declared_once_by_the_app_that_runs_it():
-    specs = [*rewardmodel_schedules.SCHEDULES, *dashboard_schedules.SCHEDULES]
+    specs = [*labeling_schedules.SCHEDULES, *rewardmodel_schedules.SCHEDULES, *dashboard_schedules.SCHEDULES]
     assert sorted(s.task for s in specs) == [
         "dashboard.aggregates_fold",
+        "labeling.import_jobs_reconcile",
+        "rewardmodel.tasks.prune_models",
         "rewardmodel.tasks.reconcile_runs",
         "rewardmodel.tasks.retrain_due_projects",
         "rewardmodel.tasks.retrain_heads_due",
@@ -71,7 +76,10 @@ def test_after_n_new_votes_beat_retrains_on_its_own(
 ):
     # given a project one vote short of its threshold, and beat checking every second
     project = make_labelled_project(members=[annotator_user], overlap_target=4)
-    services.retrain_policy_update(project=project, min_new_votes=Vote.objects.filter(project=project).count() + 1)
+    # (heads off: this is about the fine-tune's schedule; tests/rewardmodel/test_heads.py covers the heads')
+    services.retrain_policy_update(
+        project=project, min_new_votes=Vote.objects.filter(project=project).count() + 1, head_enabled=False
+    )
     periodic_tasks_ensure()
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task="rewardmodel.tasks.retrain_due_projects").update(interval=every_second)

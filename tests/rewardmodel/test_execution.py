@@ -12,8 +12,12 @@ from labeling.models import Pair, Split
 from preferences.labels import Tally
 from rewardmodel import artifacts, execution, services
 from rewardmodel.models import ModelVersion, PairPrediction, RetrainPolicy, TrainingRun
+from rewardmodel.promotion import FIGURES
 
 Status = TrainingRun.Status
+# A learning rate too small to move the tiny model: with this seed, its untrained
+# head prefers the wrong side of every fixture pair (see test_worse_version_...).
+WEAK = {"lr": 1e-9, "seed": 1}
 
 # The heartbeat thread writes through its own connection, as on a worker:
 # it must not wait behind a test transaction holding SQLite's write lock.
@@ -80,24 +84,32 @@ def test_predictions_cover_every_voted_test_pair_in_pair_terms(labelled_project,
 
 
 def test_worse_version_is_kept_but_not_promoted(labelled_project, no_broker):
-    # given an active version with a held-out accuracy no new model can reach
+    # given a live version that learned the labels
     first = _request(labelled_project)
     execution.training_run_execute(run_id=first.pk)
     active = ModelVersion.objects.get(run=first)
-    ModelVersion.objects.filter(pk=active.pk).update(metrics={**active.metrics, "held_out_accuracy": 1.5})
-    # when another run finishes
+    # when a run with a learning rate too small to learn anything finishes (an untrained seed
+    # that happens to prefer the wrong side on these pairs)
+    services.retrain_policy_update(project=labelled_project, train_config=WEAK)
     second = _request(labelled_project)
     execution.training_run_execute(run_id=second.pk)
     # then it succeeded, its version exists, and the old version stays live
     second.refresh_from_db()
     assert second.status == Status.SUCCEEDED
-    assert second.promoted is False and "below the active" in second.promotion_note
+    assert second.promoted is False and "Not promoted: too few held-out pairs to tell" in second.promotion_note
     assert ModelVersion.objects.get(run=second).is_active is False
     assert ModelVersion.objects.get(pk=active.pk).is_active is True
+    # and the run carries the paired figures, measured on the same pairs
+    figures = second.promotion
+    assert list(figures) == list(FIGURES)
+    assert figures["decision"] == "refused" and figures["n"] == second.n_test_pairs
+    assert figures["candidate_accuracy"] < figures["active_accuracy"]
+    assert figures["difference"] == pytest.approx(figures["candidate_accuracy"] - figures["active_accuracy"])
 
 
-def test_engine_error_fails_the_run_with_its_message_and_frees_the_project(labelled_project, no_broker):
-    # given a policy whose backbone does not exist
+def test_engine_error_fails_the_run_with_its_message_and_frees_the_project(labelled_project, no_broker, settings):
+    # given a policy whose backbone (allowed here) does not exist
+    settings.RM_ALLOWED_BACKBONES = ["/nonexistent/backbone"]
     services.retrain_policy_update(project=labelled_project, train_config={"backbone": "/nonexistent/backbone"})
     run = _request(labelled_project)
     # when the run executes
@@ -201,3 +213,39 @@ def test_policy_overrides_reach_the_engine(labelled_project, no_broker):
     version = ModelVersion.objects.get(run=run)
     assert version.metrics["ensemble"] == 2
     assert PairPrediction.objects.filter(version=version, disagreement__isnull=False).exists()
+
+
+def test_pairs_with_an_empty_response_are_trained_on(rm_settings, no_broker):
+    from labeling import services as labeling_services
+    from tests.rewardmodel.conftest import labelled_records
+
+    # given a project where the worse answer of every pair is empty (a model that said nothing)
+    project = labeling_services.project_create(slug="silent", test_percent=25)
+    records = [r.__class__(r.prompt, r.response_a, "", r.votes) for r in labelled_records(40)]
+    labeling_services.pairs_import_batch(project=project, records=records, shuffle_sides=False)
+    # when a run trains
+    run = _request(project)
+    execution.training_run_execute(run_id=run.pk)
+    # then it trained on them and scored the held-out ones
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED, run.error
+    assert run.n_train_pairs > 20 and run.metrics["held_out_accuracy"] is not None
+
+
+def test_a_run_past_the_soft_time_limit_fails_saying_so_and_leaves_nothing(labelled_project, no_broker, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from rewardmodel.heartbeat import RunHeartbeat
+
+    # given a run whose worker signals the soft time limit while it trains (Celery raises it in the task)
+    def on_progress(self, p):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(RunHeartbeat, "on_progress", on_progress)
+    run = _request(labelled_project)
+    # when it executes
+    assert execution.training_run_execute(run_id=run.pk) == "failed"
+    # then it failed with the reason, and nothing was published
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and run.error.startswith("Time limit reached")
+    assert _visible_folders(labelled_project) == [] and not ModelVersion.objects.exists()

@@ -139,3 +139,21 @@ def test_revoked_token_stops_working(client, labelled_project, tiny_model_dirs, 
     assert _score(client, labelled_project.slug, raw, {"items": ITEMS}).status_code == 200
     account_services.api_token_revoke(token_id=token.pk)
     assert _score(client, labelled_project.slug, raw, {"items": ITEMS}).status_code == 401
+
+
+def test_a_live_model_whose_files_changed_is_not_loaded(
+    client, labelled_project, tiny_model_dirs, admin_token, tmp_path
+):
+    import shutil
+
+    # given a live version whose weights were swapped after training
+    folder = shutil.copytree(tiny_model_dirs[0], tmp_path / "live")
+    make_version(labelled_project, folder)
+    shutil.copy(tiny_model_dirs[1] / "model.safetensors", folder / "model.safetensors")
+    loads = scoring.scorer_cache.loads
+    # when a client asks for scores
+    response = _score(client, labelled_project.slug, admin_token, {"items": ITEMS})
+    # then it gets 409 saying why, and no model was loaded
+    assert response.status_code == 409
+    assert "checksums" in response.json()["detail"]
+    assert scoring.scorer_cache.loads == loads

@@ -195,8 +195,9 @@ def test_reconciler_requeues_a_lost_first_attempt_and_resends_it(labelled_projec
     # given stale temp files of the lost attempt
     from rewardmodel import artifacts
 
-    stale = artifacts.temp_dir_create(project_id=labelled_project.pk, run_id=run.pk, attempt=1)
-    orphan = artifacts.final_dir(project_id=labelled_project.pk, run_id=run.pk, attempt=1)
+    names = {"project_id": labelled_project.pk, "run_id": run.pk, "attempt": 1, "key": run.artifact_key}
+    stale = artifacts.temp_dir_create(**names)
+    orphan = artifacts.final_dir(**names)
     orphan.mkdir()  # published just before the worker died, never recorded
     report = services.training_runs_reconcile()
     run.refresh_from_db()
@@ -206,6 +207,19 @@ def test_reconciler_requeues_a_lost_first_attempt_and_resends_it(labelled_projec
     assert not stale.exists() and not orphan.exists()
     # and the next claim is attempt 2
     assert services.training_run_claim(run_id=run.pk, task_id="t", host="h").attempt == 2
+
+
+def test_reconciler_times_out_a_lost_run_that_started_before_the_hard_limit(labelled_project, settings):
+    # given a first attempt, lost, that started longer ago than the hard time limit
+    settings.RM_HEARTBEAT_TIMEOUT_SECONDS, settings.RM_MAX_ATTEMPTS = 60, 3
+    settings.TRAINING_HARD_TIME_LIMIT = 600
+    run = _running(labelled_project, attempt=1, seconds_ago=61)
+    TrainingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(seconds=700))
+    # when reconciled, then it fails "timed out" instead of going back to the queue
+    report = services.training_runs_reconcile()
+    run.refresh_from_db()
+    assert report.failed == [run.pk] and report.requeued == []
+    assert run.status == Status.FAILED and run.phase == "timed out" and run.error.startswith("Timed out")
 
 
 def test_reconciler_fails_a_lost_last_attempt(labelled_project, settings):

@@ -128,3 +128,28 @@ def test_pages_send_no_inline_script_or_style(client, labelled_project, admin_us
     ):
         html = client.get(url).content.decode()
         assert " style=" not in html and "<script>" not in html and " onclick" not in html
+
+
+def test_a_queued_run_page_says_what_it_waits_for(client, labelled_project, reviewer_user, rm_settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.rewardmodel.conftest import make_labelled_project
+
+    client.force_login(reviewer_user)
+    other = make_labelled_project(slug="other")
+    busy = TrainingRun.objects.create(project=other, trigger="admin", status="running", progress=0.42)
+    queued = TrainingRun.objects.create(project=labelled_project, trigger="admin", status="queued")
+    url = reverse("rewardmodel:run-progress", args=[queued.pk])
+    # not sent yet (the broker was down)
+    assert "Not sent to the task queue yet" in client.get(url).content.decode()
+    # sent, behind another project's run
+    TrainingRun.objects.filter(pk=queued.pk).update(enqueued_at=timezone.now())
+    card = client.get(url).content.decode()
+    assert f"Waiting for a training worker: run {busy.pk} of other (42%) is training." in card
+    # sent long ago with nothing ahead of it: no training worker seems to be there
+    TrainingRun.objects.filter(pk=busy.pk).update(status="succeeded")
+    TrainingRun.objects.filter(pk=queued.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
+    card = client.get(reverse("rewardmodel:run-detail", args=[queued.pk])).content.decode()
+    assert "No training worker has taken it in" in card and "`training` queue" in card

@@ -4,6 +4,7 @@ task raising, Redis down, Cancel)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -149,8 +150,10 @@ def test_stalled_worker_is_failed_by_the_reconciler_and_writes_nothing_after(pro
     assert services.training_run_request(project=project, trigger=TrainingRun.Trigger.API).status == Status.QUEUED
 
 
-def test_task_that_raises_fails_the_run_and_frees_the_project(project, celery_worker):
-    # given a project whose engine config makes training raise
+def test_task_that_raises_fails_the_run_and_frees_the_project(project, celery_worker_factory, settings):
+    # given a project whose engine config makes training raise: a backbone allowed here, but missing
+    settings.RM_ALLOWED_BACKBONES = ["/nonexistent/backbone"]
+    celery_worker_factory(env={"RM_ALLOWED_BACKBONES": json.dumps(settings.RM_ALLOWED_BACKBONES)})
     services.retrain_policy_update(project=project, train_config={"backbone": "/nonexistent/backbone"})
     run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
     # when the worker runs it
@@ -227,3 +230,76 @@ def test_votes_survive_redis_down_and_the_scheduler_enqueues_later(
             assert run.trigger == TrainingRun.Trigger.SCHEDULE
     finally:
         broker.stop()
+
+
+def test_run_past_the_hard_time_limit_is_marked_timed_out_by_the_parent_and_not_requeued(
+    project, celery_worker_factory, settings
+):
+    # given a worker whose hard time limit is a few seconds, with no soft limit to stop the run
+    # politely first (as when a run is stuck in native code past the soft limit)
+    worker = celery_worker_factory(env={"TRAINING_HARD_TIME_LIMIT": "4", "TRAINING_SOFT_TIME_LIMIT": "0"})
+    services.retrain_policy_update(project=project, train_config={"epochs": 500})
+    run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API)
+    # when the run outlives it
+    run = wait_for(lambda: _finished(run.pk), timeout=120, what="the run to be stopped")
+    # then the worker's parent marked it timed out (the child was killed before it could)
+    assert run.status == Status.FAILED and run.phase == "timed out", (run.status, run.error, worker.log()[-2000:])
+    assert run.error.startswith("Timed out: stopped at the hard time limit of 4 s")
+    assert "Hard time limit (4" in worker.log()
+    # and the reconciler, even with a short heartbeat timeout, leaves it failed: no second attempt
+    settings.RM_HEARTBEAT_TIMEOUT_SECONDS = 1
+    time.sleep(1.5)
+    report = services.training_runs_reconcile()
+    run.refresh_from_db()
+    assert report.requeued == [] and run.status == Status.FAILED and run.attempt == 1
+    # and nothing it wrote is left on disk
+    assert _visible_folders(project) == []
+    assert not list(artifacts.project_dir(project_id=project.pk).glob(".tmp-*"))
+
+
+def test_an_import_finishes_while_a_long_training_run_is_going(project, celery_worker_factory, settings, tmp_path):
+    # given make run's workers: one for training, one for everything else
+    from config.runstack import WORKERS
+    from labeling import import_jobs
+    from labeling.models import ImportJob
+
+    for i, spec in enumerate(WORKERS):
+        celery_worker_factory(queues=spec.queues, env=spec.env, flush=i == 0)
+    # and a long run in training
+    services.retrain_policy_update(project=project, train_config={"epochs": 500})
+    run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.ADMIN)
+    wait_for(
+        lambda: (r := _run(run.pk)).status == Status.RUNNING and r.progress > 0.05,
+        timeout=60,
+        interval=0.05,
+        what="training to start",
+    )
+    # when an admin's upload is queued
+    settings.IMPORT_UPLOAD_DIR = tmp_path / "uploads"
+    settings.IMPORT_UPLOAD_DIR.mkdir()
+    path = settings.IMPORT_UPLOAD_DIR / "more.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"later {i}", "response_a": "yes", "response_b": "no"}) + "\n" for i in range(500)
+        )
+    )
+    job = import_jobs.import_job_create(
+        project=project,
+        user=None,
+        upload_path=path,
+        file_name="more.jsonl",
+        file_size=path.stat().st_size,
+        fmt="pairwise",
+        skip_invalid=False,
+    )
+    import_jobs.import_job_enqueue(job=job)
+    # then it is imported while the run is still training
+    done = wait_for(
+        lambda: ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.SUCCEEDED).first(),
+        timeout=60,
+        what="the import, beside the training run",
+    )
+    assert done.created == 500
+    assert _run(run.pk).status == Status.RUNNING
+    services.training_run_cancel(run=_run(run.pk))
+    assert wait_for(lambda: _finished(run.pk), timeout=30, what="the cancel").status == Status.CANCELLED

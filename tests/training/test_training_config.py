@@ -54,3 +54,13 @@ def test_tiny_preset_is_a_small_random_bert_with_overrides():
     assert config.random_init and config.config_overrides["num_hidden_layers"] == 2
     assert config.backbone == DEFAULT_BACKBONE  # keeps the packaged tokenizer
     assert (config.epochs, config.seed) == (1, 7)
+
+
+def test_config_overrides_may_not_load_code():
+    import pytest
+
+    from rewardmodel.training import TrainConfig
+
+    with pytest.raises(ValueError, match="config_overrides may not set trust_remote_code"):
+        TrainConfig(config_overrides={"trust_remote_code": True})
+    assert TrainConfig.tiny().config_overrides["num_hidden_layers"] == 2

@@ -99,7 +99,8 @@ class Command(BaseCommand):
                 on_progress=progress,
             )
         except (ImportFailed, ReadError) as exc:
-            raise CommandError(exc.message) from None
+            hint = " Rerun with --skip-invalid to import them." if getattr(exc, "invalid_rows", None) else ""
+            raise CommandError(exc.message + hint) from None
         finally:
             progress.close()
         self.stderr.write(f"{summary.rows} rows read as {summary.fmt} into project {project.slug}")

@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0006_project_acquisition"),
-        ("rewardmodel", "0004_fold_schedule"),
+        ("labeling", "0007_project_acquisition"),
+        ("rewardmodel", "0005_promotion_gate_retention_pause"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
