@@ -422,16 +422,24 @@ def annotator_own_figures(*, project: Project, user, **signal_kwargs) -> dict:
     """What an annotator may see about their own work, never anyone else's.
 
     The labeling page asks for it (a receiver of
-    labeling.signals.annotator_figures_wanted); figures count the votes
-    folded in so far.
+    labeling.signals.annotator_figures_wanted). The figures count the votes
+    folded in so far, which may trail the last few votes by seconds, so each
+    comes with the count it is over; shares are left out below FLAG_MIN_N,
+    where one vote swings them by tens of percent.
     """
     stats = AnnotatorStats.objects.filter(project=project, annotator__user=user).first()
     if stats is None:
         return {}
+
+    def share(part: int, whole: int) -> int | None:
+        return round(100 * part / whole) if whole >= FLAG_MIN_N else None
+
     return {
+        "counted": stats.votes,
         "median_seconds": None if stats.median_latency_ms is None else round(stats.median_latency_ms / 1000, 1),
-        "agreement": None if not stats.loo_n else round(100 * stats.loo_agree / stats.loo_n),
+        "agreement": share(stats.loo_agree, stats.loo_n),
         "agreement_n": stats.loo_n,
-        "left_share": None if not stats.sided else round(100 * stats.left_chosen / stats.sided),
-        "tie_share": None if not stats.votes else round(100 * stats.ties / stats.votes),
+        "left_share": share(stats.left_chosen, stats.sided),
+        "sided": stats.sided,
+        "min_n": FLAG_MIN_N,
     }

@@ -191,12 +191,15 @@ def test_annotator_sees_their_own_stats_only(client, project, pairs, annotator_u
     # and the votes not folded into the aggregates yet: her count is there, her figures not
     html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
     assert "<strong>1</strong> labeled by you" in html
-    assert "your median time" not in html
+    assert "Your figures" not in html
     # when the beat task has folded them in and alice opens the page again
     aggregates.aggregates_fold_all()
     html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
     # then she sees her own figures and not bob's name
     assert "<strong>1</strong> labeled by you" in html
-    assert "your median time" in html
-    assert "you picked the left side 100% of the time" in html
+    assert "Over your 1 vote counted so far" in html
+    assert "median time " in html
+    # and one vote is not turned into a share: "100% left" after one vote says nothing
+    assert "left side picked in 1 decisive vote (a share needs 10+)" in html
+    assert "100%" not in html
     assert "bob" not in html
