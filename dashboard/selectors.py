@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from dashboard.aggregates import FAST_MEDIAN_MS, FLAG_MIN_N, FLAG_POSITION
 from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
-from dashboard.red_flags import red_flags
+from dashboard.red_flags import MIN_MULTI_VOTE_PAIRS, red_flags
 from labeling.models import Project, Split
 from preferences import agreement as ag
 from rewardmodel.models import ModelVersion
@@ -27,6 +27,10 @@ ANNOTATORS_PER_PAGE = 50
 MAX_PER_PAGE = 500
 VERSIONS_SHOWN = 100
 CHARTS = ("versions", "learning_curve", "calibration", "length_buckets", "agreement", "votes_per_pair", "annotators")
+# An estimate over fewer pairs than this is marked a small sample: its interval
+# is wide or, for a bootstrap over a few identical pairs, a misleading [100%, 100%].
+SMALL_SAMPLE_N = MIN_MULTI_VOTE_PAIRS
+ESTIMATES = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "model_vs_human", "human_ceiling")
 
 
 # --------------------------------------------------------------------------- #
@@ -284,6 +288,8 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
     annotators = annotator_page(project=project, page=page, per_page=per_page)
     active = versions["active_version"]
     sample = agreement["sample"]
+    for key in ESTIMATES:
+        agreement[key]["small_sample"] = agreement[key]["n"] < SMALL_SAMPLE_N
     return {
         "project": {"slug": project.slug, "name": project.name, "overlap_target": project.overlap_target},
         "generated_at": timezone.now().isoformat(),
@@ -316,7 +322,7 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
 
 
 def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
-    """The data behind one chart as a header and rows (the CSV download)."""
+    """The data behind one chart as a header and rows (the CSV download, and the page's text alternative)."""
     if chart == "versions":
         keys = [
             "number",
@@ -371,7 +377,7 @@ def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
         )
     if chart == "agreement":
         rows = []
-        for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "model_vs_human", "human_ceiling"):
+        for key in ESTIMATES:
             f = payload[key]
             rows.append([key, f["value"], f["ci"][0], f["ci"][1], f["n"]])
         return ["figure", "value", "ci_lo", "ci_hi", "n"], rows
