@@ -35,3 +35,20 @@ def test_token_pages_are_admin_only_and_bad_input_writes_nothing(client, admin_u
     assert client.post(reverse("accounts:token-issue"), {"user": reviewer_user.pk, "name": " "}).status_code == 400
     assert client.post(reverse("accounts:token-issue"), {"user": 99999, "name": "x"}).status_code == 400
     assert not ApiToken.objects.exists()
+
+
+def test_the_tokens_page_is_linked_for_those_who_may_open_it(client, admin_user, annotator_user):
+    client.force_login(admin_user)
+    html = client.get("/").content.decode()
+    assert 'href="/tokens/" data-testid="nav-tokens"' in html
+    client.force_login(annotator_user)
+    assert 'href="/tokens/"' not in client.get("/").content.decode()
+
+
+def test_revoke_asks_before_it_acts(client, admin_user):
+    from accounts import services
+
+    services.api_token_issue(user=admin_user, name="ci")
+    client.force_login(admin_user)
+    html = client.get(reverse("accounts:tokens")).content.decode()
+    assert 'data-confirm="Revoke “ci” of adam?' in html
