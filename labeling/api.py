@@ -232,7 +232,7 @@ def vote_undo(request: HttpRequest, assignment_id: int):
     undone = services.vote_undo(assignment_id=assignment_id, user=request.auth)
     lease = _next_out(undone.assignment, undone.assignment.project)
     return UndoneOut(
-        **lease.dict(),
+        **lease.model_dump(),
         previous_choice=undone.choice,
         previous_strength=undone.strength,
         previous_rationale=undone.rationale,

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, Max, OuterRef, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from labeling import signals, sql
-from labeling.models import Annotator, Assignment, Pair, Project, Vote, VoteChange
+from labeling.models import Annotator, Project, Vote, VoteChange
 from lib.errors import NotFound
 
 
@@ -52,8 +52,13 @@ def project_get(*, slug: str) -> Project:
     return project
 
 
+def _annotator_of(user: AbstractBaseUser) -> Annotator | None:
+    """The user's annotator row; cached on the user, so after a lease (which looks it up) it costs nothing."""
+    return getattr(user, "annotator", None)
+
+
 def annotator_vote_count(*, project: Project, user: AbstractBaseUser) -> int:
-    annotator = Annotator.objects.filter(user=user).first()
+    annotator = _annotator_of(user)
     if annotator is None:
         return 0
     return Vote.objects.filter(annotator=annotator, project=project).count()
@@ -72,13 +77,14 @@ def pairs_left_for_annotator(*, project: Project, user: AbstractBaseUser, holdin
     the labeling page's figure, read after the pair is leased; the API's
     `next` and `vote-and-next` do not run it.
     """
-    open_pairs = Pair.objects.filter(project=project, slots_taken__lt=project.overlap_target)
-    annotator = Annotator.objects.filter(user=user).only("pk").first()
-    if annotator is not None:
-        open_pairs = open_pairs.exclude(
-            Exists(Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator))
-        ).exclude(Exists(Vote.objects.filter(pair=OuterRef("pk"), annotator=annotator)))
-    return open_pairs.values("pk")[: PAIRS_LEFT_CAP + 1].count() + int(holding)
+    annotator = _annotator_of(user)
+    open_pairs = sql.pairs_open_count(
+        project_id=project.pk,
+        annotator_id=annotator.pk if annotator else None,
+        overlap_target=project.overlap_target,
+        cap=PAIRS_LEFT_CAP + 1,
+    )
+    return open_pairs + int(holding)
 
 
 def project_member_names(*, project: Project) -> list[str]:
@@ -112,7 +118,7 @@ def vote_history_for_annotator(
     """The annotator's most recent votes in the project, newest first, in the screen terms
     they were cast in, each with whether it may still be changed and how often it was."""
     now = now or timezone.now()
-    annotator = Annotator.objects.filter(user=user).first()
+    annotator = _annotator_of(user)
     if annotator is None:
         return []
     votes = list(
