@@ -705,6 +705,8 @@ def _choice_on_screen(*, pair_choice: str, left: str) -> str:
 
 def _window_check(vote: Vote, now: datetime) -> None:
     window = settings.LABELING_UNDO_SECONDS
+    if window == 0:
+        raise Conflict("Votes cannot be undone or changed here (LABELING_UNDO_SECONDS is 0).")
     if now - vote.created_at > timedelta(seconds=window):
         minutes = max(1, round(window / 60))
         raise Conflict(
