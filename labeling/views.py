@@ -117,6 +117,9 @@ def skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     return _next_card(request, project)
 
 
+_CHOICE_TEXT = {"left": "left", "right": "right", "tie": "tie", "both_bad": "both bad"}
+
+
 @require_POST
 @permission_required("labeling.label_pairs", raise_exception=True)
 def undo(request: HttpRequest, slug: str) -> HttpResponse:
@@ -130,9 +133,6 @@ def undo(request: HttpRequest, slug: str) -> HttpResponse:
         messages.info(request, f"Vote undone: you had picked {_CHOICE_TEXT[undone.choice]}. Vote again.")
         return redirect("label", slug=project.slug)
     return render(request, "labeling/_card.html", _card_context(request, project, undone=undone))
-
-
-_CHOICE_TEXT = {"left": "left", "right": "right", "tie": "tie", "both_bad": "both bad"}
 
 
 @require_GET

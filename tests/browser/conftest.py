@@ -26,6 +26,13 @@ class Problems:
     def watch(self, page) -> Problems:
         page.on("console", lambda msg: msg.type == "error" and self.list.append(f"console: {msg.text}"))
         page.on("pageerror", lambda exc: self.list.append(f"script: {exc}"))
-        page.on("requestfailed", lambda req: self.list.append(f"failed: {req.url} {req.failure}"))
+        page.on("requestfailed", self._failed)
         page.on("response", lambda res: res.status >= 400 and self.list.append(f"HTTP {res.status}: {res.url}"))
         return self
+
+    def _failed(self, request) -> None:
+        # ERR_ABORTED: the browser dropped a request of a page it was leaving (the
+        # next goto); the page did nothing wrong. A refused request (CSP, DNS,
+        # connection) fails otherwise, and an HTTP error is caught as a response.
+        if request.failure != "net::ERR_ABORTED":
+            self.list.append(f"failed: {request.url} {request.failure}")

@@ -1,5 +1,5 @@
 """Every main page, as each role that may open it, in a real browser: no console error, no script error,
-no failed request, no HTTP error (a missing favicon included).
+no failed request, no HTTP error (a missing favicon included), and no sideways scroll on a 390 px phone.
 
 A new page is one row in PAGES: its URL (with {names} from the `world` fixture) and the roles that may open it.
 """
@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ANON, NOROLE, ANNOT, REVIEW, ADMIN = "anonymous", "no_role", "annotator", "reviewer", "admin"
 LOGINS = {NOROLE: "nora", ANNOT: "alice", REVIEW: "rita", ADMIN: "adam"}
+DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
+FITS = "width => document.documentElement.scrollWidth <= width"
 
 PAGES = [
     ("/accounts/login/", {ANON}),
@@ -58,6 +60,7 @@ def world(project, django_user_model, annotator_user, reviewer_user, admin_user,
 def test_every_main_page_loads_cleanly(live_server, page, world, role):
     # given a user of this role, logged in through the form
     problems = Problems().watch(page)
+    page.set_viewport_size(DESKTOP)
     if role != ANON:
         log_in(page, live_server, LOGINS[role], "pw-" + LOGINS[role])
     pages = [url.format(**world) for url, roles in PAGES if role in roles]
@@ -69,3 +72,9 @@ def test_every_main_page_loads_cleanly(live_server, page, world, role):
         # then it answered 200 and nothing in it failed
         assert response.status == 200, (role, url, response.status)
         assert problems.list == [], (role, url, problems.list)
+        # and narrowed to a phone's width, it is no wider than the screen once it has reflowed
+        # (charts resize on the next frames)
+        page.set_viewport_size(PHONE)
+        fits = page.wait_for_function(FITS, arg=PHONE["width"], timeout=5_000, polling="raf").json_value()
+        assert fits, (role, url, page.evaluate("document.documentElement.scrollWidth"))
+        page.set_viewport_size(DESKTOP)

@@ -46,8 +46,9 @@ def test_admin_creates_a_project_uploads_pairs_and_adds_two_members(
     assert page.inner_text("[data-count=created]") == "6"
     assert Pair.objects.filter(project=project).count() == 6
 
-    # and add two members, pasted on two lines
-    page.goto(f"{live_server.url}/p/kindness/settings/")
+    # and go back to the project's setup to add two members, pasted on two lines
+    page.click("[data-testid=back-to-setup]")
+    page.wait_for_url("**/p/kindness/settings/#members")
     assert page.is_visible("[data-testid=held-out-share]")  # fixed now that the project has pairs
     page.fill("[data-testid=member-names]", "alice\nbob")
     page.click("[data-testid=add-members]")
