@@ -86,7 +86,10 @@
     if (input) input.value = String(Math.round(performance.now() - shownAt));
   });
   // afterSwap, not afterSettle: the new card is usable as soon as it is in
-  // the page, and a key pressed during the settle delay must not be lost.
+  // the page. htmx sets up its forms when it settles, and the settle delay is
+  // 0 (htmx-config in base.html), so it settles in the same task as the swap:
+  // no key can land on a form htmx has not set up yet, which would post it
+  // as a plain form and reload the page.
   document.addEventListener("htmx:afterSwap", function () {
     busy = false;
     shownAt = performance.now();

@@ -154,3 +154,13 @@ def test_markdown_preview_is_sanitised(client, admin_user, annotator_user):
     assert "<strong>Be</strong>" in html.content.decode() and "<script>" not in html.content.decode()
     client.force_login(annotator_user)
     assert client.post("/projects/markdown-preview", {"instructions": "x"}).status_code == 403
+
+
+def test_annotators_see_no_project_wide_settings_on_the_project_list(client, project, annotator_user, admin_user):
+    client.force_login(annotator_user)
+    html = client.get("/").content.decode()
+    assert "Votes per pair" not in html and "Overlap" not in html and "New project" not in html
+    client.force_login(admin_user)
+    html = client.get("/").content.decode()
+    assert "Votes per pair (K)" in html and 'data-testid="new-project"' in html
+    assert f'href="/p/{project.slug}/settings/"' in html and f'href="/p/{project.slug}/members/"' in html

@@ -112,3 +112,16 @@ def test_run_page_shows_progress_in_words_with_time_left(client, pages):
     assert '<th>Learning rate</th><td class="num">3.0e-05</td>' in html
     assert "<th>lr</th>" not in html and "<th>train_loss</th>" not in html
     assert 'data-confirm="Cancel run #' in html
+
+
+def test_retrain_flashes_no_message_that_would_go_stale(client, labelled_project, admin_user, monkeypatch):
+    # given an admin pressing Retrain now (no broker needed: the run only has to be queued)
+    from rewardmodel import services
+
+    monkeypatch.setattr(services, "training_run_enqueue", lambda *, run_id: True)
+    client.force_login(admin_user)
+    response = client.post(reverse("rewardmodel:run-start", args=[labelled_project.slug]), follow=True)
+    # then the run page itself says the status, and no "Run N queued." sits beside it as the run moves on
+    html = response.content.decode()
+    assert 'data-testid="run-status">Queued' in html
+    assert "queued." not in html and 'class="messages"' not in html
