@@ -260,6 +260,9 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 # The product
 # --------------------------------------------------------------------------- #
 LABELING_LEASE_SECONDS = env_int("LABELING_LEASE_SECONDS", 600, minimum=10)
+# How long an annotator may undo or change a vote after casting it
+# (labeling.services.vote_undo / vote_change); 0 turns both off.
+LABELING_UNDO_SECONDS = env_int("LABELING_UNDO_SECONDS", 600, minimum=0)
 # A vote is acknowledged once its commit is on the database's disk. Off: as
 # soon as it is committed, before the flush (PostgreSQL synchronous_commit=off
 # for the vote's transaction), which takes the disk's flush stalls out of the

@@ -21,9 +21,19 @@ What is kept (dashboard.models):
   pooled leave-one-out totals the outlier flags compare against.
 
 Every change is computed as a transition of one pair from its old votes to
-old + new votes (`_PairChange`), so a live vote, an imported batch and a
-full rebuild all go through the same arithmetic. Pairs are labelled by the
-one label rule (`preferences.labels`).
+old - removed + new votes (`_PairChange`), so a live vote, an imported
+batch, an undone or changed vote and a full rebuild all go through the same
+arithmetic. Pairs are labelled by the one label rule (`preferences.labels`).
+
+Undone and changed votes. An annotator may take a vote back or change it
+(labeling.services.vote_undo / vote_change). A vote not folded in yet just
+changes. A folded one leaves a `VoteChange` row carrying what was counted,
+with `uncount_pending` set, and the vote itself (if changed) goes back to
+waiting with its new choice. So at every commit the aggregates count exactly
+the folded votes plus the pending VoteChange rows (`sql.counted_votes`); the
+fold takes the pending ones out and folds the waiting ones in. The fold locks
+the waiting votes it reads, so a vote cannot change between being counted
+and being marked as counted.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from django.db.models.functions import Length
 
 from dashboard import sql
 from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
-from labeling.models import Pair, Project, Split, Vote
+from labeling.models import Pair, Project, Split, Vote, VoteChange
 from labeling.sql import cursor
 from preferences.agreement import loo_agrees, pick_of_margin, wilson_excludes, wilson_interval
 from preferences.labels import Tally, category_of, plurality
@@ -122,14 +132,15 @@ class _NewVote(NamedTuple):
 
 @dataclass
 class _PairChange:
-    """One pair going from `old` votes to `old + new` votes."""
+    """One pair going from `old + removed` counted votes to `old + new`."""
 
     pair_id: int
     split: str
     len_a: int
     len_b: int
-    old: list[tuple[int, str]]  # (annotator_id, choice) already stored before this change
+    old: list[tuple[int, str]]  # (annotator_id, choice) counted before this change, and kept
     new: list[_NewVote]
+    removed: list[_NewVote] = field(default_factory=list)  # counted before this change, taken out by it
 
 
 _COUNTER_FIELDS = (
@@ -160,16 +171,43 @@ def _loo(tally: tuple[int, int, int], choice: str) -> bool | None:
     return loo_agrees(n_a=tally[0], n_b=tally[1], n_tie=tally[2], choice=choice)
 
 
+def _count_vote(
+    deltas: _Deltas, vote: _NewVote, tally: tuple[int, int, int], longer: str | None, model_side: str | None, sign: int
+) -> None:
+    """Add (sign 1) or take out (sign -1) everything one vote counts for its annotator,
+    on a pair whose tally, this vote included, is `tally`."""
+    d = deltas.annotators[vote.annotator_id]
+    decisive = category_of(vote.choice) != "tie"
+    d["votes"] += sign
+    d["decisive"] += sign * decisive
+    d["ties"] += sign * (not decisive)
+    if decisive and vote.shown_left:
+        d["sided"] += sign
+        d["left_chosen"] += sign * (vote.choice == vote.shown_left)
+    if decisive and longer:
+        d["longer_decidable"] += sign
+        d["longer_chosen"] += sign * (vote.choice == longer)
+    if vote.latency_ms is not None:
+        deltas.latencies[vote.annotator_id][latency_bucket(vote.latency_ms)] += sign
+    agrees = _loo(tally, vote.choice)
+    d["loo_n"] += sign * (agrees is not None)
+    d["loo_agree"] += sign * (agrees is True)
+    if model_side and decisive:
+        d["model_n"] += sign
+        d["model_agree"] += sign * (vote.choice == model_side)
+
+
 def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) -> None:
     """Add one pair's transition to `deltas` (no database access)."""
-    old_choices = [c for _, c in change.old]
-    t0 = Tally.of(old_choices).as_tuple()
-    t1 = Tally.of(old_choices + [v.choice for v in change.new]).as_tuple()
+    kept = [c for _, c in change.old]
+    t0 = Tally.of(kept + [v.choice for v in change.removed]).as_tuple()
+    t1 = Tally.of(kept + [v.choice for v in change.new]).as_tuple()
     if sum(t0):
         deltas.buckets[(change.split, *t0)] -= 1
-    deltas.buckets[(change.split, *t1)] += 1
+    if sum(t1):  # a pair whose last vote was undone leaves the histogram
+        deltas.buckets[(change.split, *t1)] += 1
 
-    # Earlier voters: their others' majority changed.
+    # Voters who stay: their others' majority changed.
     for annotator_id, choice in change.old:
         before, after = _loo(t0, choice), _loo(t1, choice)
         if before != after:
@@ -178,27 +216,10 @@ def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) ->
             d["loo_agree"] += (after is True) - (before is True)
 
     longer = "a" if change.len_a > change.len_b else "b" if change.len_b > change.len_a else None
+    for vote in change.removed:
+        _count_vote(deltas, vote, t0, longer, model_side, -1)
     for vote in change.new:
-        d = deltas.annotators[vote.annotator_id]
-        category = category_of(vote.choice)
-        decisive = category != "tie"
-        d["votes"] += 1
-        d["decisive"] += decisive
-        d["ties"] += not decisive
-        if decisive and vote.shown_left:
-            d["sided"] += 1
-            d["left_chosen"] += vote.choice == vote.shown_left
-        if decisive and longer:
-            d["longer_decidable"] += 1
-            d["longer_chosen"] += vote.choice == longer
-        if vote.latency_ms is not None:
-            deltas.latencies[vote.annotator_id][latency_bucket(vote.latency_ms)] += 1
-        after = _loo(t1, vote.choice)
-        d["loo_n"] += after is not None
-        d["loo_agree"] += after is True
-        if model_side and decisive:
-            d["model_n"] += 1
-            d["model_agree"] += vote.choice == model_side
+        _count_vote(deltas, vote, t1, longer, model_side, 1)
 
     if model_side:
         m0, m1 = plurality(*t0), plurality(*t1)
@@ -270,10 +291,13 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
         added = deltas.latencies.get(row.annotator_id)
         if added:
             hist = Counter({int(k): v for k, v in row.latency_hist.items()})
-            hist.update(added)
-            row.latency_hist = {str(k): v for k, v in sorted(hist.items())}
+            hist.update(added)  # adds, negative counts too (an undone vote's time)
+            row.latency_hist = {str(k): v for k, v in sorted(hist.items()) if v}
             row.latency_n += sum(added.values())
             row.median_latency_ms = latency_median(row.latency_hist)
+    # An annotator whose every vote here was undone has no row, as in a rebuild.
+    gone = [row for row in rows if row.votes == 0]
+    rows = [row for row in rows if row.votes]
     for row in rows:  # after all deltas, so each compares against the final pool
         row.flags = annotator_flags(
             row, others_loo_n=stats.loo_n - row.loo_n, others_loo_agree=stats.loo_agree - row.loo_agree
@@ -282,6 +306,8 @@ def _write_annotators(project_id: int, stats: ProjectStats, deltas: _Deltas) -> 
     annotator_stats_update_rows(
         rows, [*_COUNTER_FIELDS, "latency_n", "latency_hist", "median_latency_ms", "flags", "flag_count"]
     )
+    if gone:
+        AnnotatorStats.objects.filter(pk__in=[row.pk for row in gone]).delete()
     return set(ids)
 
 
@@ -371,25 +397,16 @@ def _pairs_info(pair_ids: Sequence[int]) -> dict[int, tuple[str, int, int]]:
     return info
 
 
-def _folded_votes(pair_ids: Sequence[int]) -> dict[int, list]:
-    """(annotator_id, choice) of the votes already in the aggregates on each pair: the pairs'
-    old state for a change."""
-    old: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for start in range(0, len(pair_ids), 500):
-        for pair_id, annotator_id, choice in Vote.objects.filter(
-            pair_id__in=pair_ids[start : start + 500], in_aggregates=True
-        ).values_list("pair_id", "annotator_id", "choice"):
-            old[pair_id].append((annotator_id, choice))
-    return old
-
-
 def aggregates_fold(*, project_id: int, batch: int = FOLD_BATCH) -> int:
-    """Fold the project's votes that are not in the aggregates yet into them; how many were folded.
+    """Fold the project's waiting votes into the aggregates, and take out the old votes
+    that undos and changes left pending; how many votes and changes were folded.
 
     One transaction per batch, under the project's aggregate lock. The
-    batch is read first, then the old state of its pairs (their votes
-    already in the aggregates): a vote committed in between is in neither,
-    and is left for the next batch, so none is counted twice or missed.
+    batch is read first, its votes locked, then what the aggregates count on
+    its pairs (`sql.counted_votes`): a vote committed in between is in
+    neither, and is left for the next batch, so none is counted twice or
+    missed. The lock keeps an undo or change of a waiting vote from landing
+    between reading it and marking it counted.
     """
     folded = 0
     while True:
@@ -398,21 +415,46 @@ def aggregates_fold(*, project_id: int, batch: int = FOLD_BATCH) -> int:
             rows = list(
                 Vote.objects.filter(project_id=project_id, in_aggregates=False)
                 .order_by("pk")
+                .select_for_update()
                 .values_list("pk", "pair_id", "annotator_id", "choice", "shown_left", "latency_ms")[:batch]
             )
-            if not rows:
+            # Read after the votes: a change committed in between has its vote
+            # waiting (not in `rows`) and its old vote pending here, and is whole.
+            taken_out = list(
+                VoteChange.objects.filter(project_id=project_id, uncount_pending=True)
+                .order_by("pk")
+                .values_list("pk", "pair_id", "annotator_id", "old_choice", "shown_left", "latency_ms")[:batch]
+            )
+            if not rows and not taken_out:
                 return folded
             new: dict[int, list[_NewVote]] = defaultdict(list)
             for _, pair_id, *fields in rows:
                 new[pair_id].append(_NewVote(*fields))
-            pair_ids = list(new)
-            info, old = _pairs_info(pair_ids), _folded_votes(pair_ids)
-            _apply(stats, [_PairChange(pk, *info[pk], old.get(pk, []), votes) for pk, votes in new.items()])
+            removed: dict[int, list[_NewVote]] = defaultdict(list)
+            for _, pair_id, *fields in taken_out:
+                removed[pair_id].append(_NewVote(*fields))
+            removed_ids = {row[0] for row in taken_out}
+            pair_ids = sorted(set(new) | set(removed))
+            old: dict[int, list[tuple[int, str]]] = defaultdict(list)
+            for pair_id, annotator_id, choice, _, _, change_id in sql.counted_votes(pair_ids=pair_ids):
+                if change_id not in removed_ids:
+                    old[pair_id].append((annotator_id, choice))
+            info = _pairs_info(pair_ids)
+            _apply(
+                stats,
+                [
+                    _PairChange(pk, *info[pk], old.get(pk, []), new.get(pk, []), removed.get(pk, []))
+                    for pk in pair_ids
+                    if pk in info
+                ],
+            )
             ids = [row[0] for row in rows]
             for start in range(0, len(ids), 500):
                 Vote.objects.filter(pk__in=ids[start : start + 500]).update(in_aggregates=True)
-        folded += len(rows)
-        if len(rows) < batch:
+            if removed_ids:
+                VoteChange.objects.filter(pk__in=sorted(removed_ids)).update(uncount_pending=False)
+        folded += len(rows) + len(taken_out)
+        if len(rows) < batch and len(taken_out) < batch:
             return folded
 
 
@@ -422,9 +464,10 @@ def on_votes_imported(*, project_id: int, **signal_kwargs) -> None:
 
 
 def aggregates_fold_all() -> dict[int, int]:
-    """Fold every project's waiting votes (the beat task); votes folded per project."""
-    project_ids = Vote.objects.filter(in_aggregates=False).values_list("project_id", flat=True).distinct()
-    return {pid: aggregates_fold(project_id=pid) for pid in sorted(set(project_ids))}
+    """Fold every project's waiting votes and changes (the beat task); how many per project."""
+    project_ids = set(Vote.objects.filter(in_aggregates=False).values_list("project_id", flat=True).distinct())
+    project_ids |= set(VoteChange.objects.filter(uncount_pending=True).values_list("project_id", flat=True).distinct())
+    return {pid: aggregates_fold(project_id=pid) for pid in sorted(project_ids)}
 
 
 # --------------------------------------------------------------------------- #
@@ -436,7 +479,9 @@ def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
     For a project whose votes predate the dashboard, or after a manual
     fix of the vote table. Each pair is folded in as all-new votes on an
     empty pair: the same arithmetic as `aggregates_fold` and imports, which
-    is what the tests compare against.
+    is what the tests compare against. Old votes that undos and changes
+    have yet to take out are counted as the fold would find them
+    (`sql.counted_votes`), and left for the fold to take out.
     """
     with transaction.atomic():
         stats = project_stats_locked(project_id=project.pk)
@@ -448,18 +493,15 @@ def aggregates_rebuild(*, project: Project, chunk_pairs: int = 5000) -> None:
         for name in (*_PROJECT_FIELDS, "loo_n", "loo_agree"):
             setattr(stats, name, 0)
         deltas = _Deltas()
-        pair_ids = list(
-            Pair.objects.filter(project=project, vote_count__gt=0).order_by("pk").values_list("pk", flat=True)
+        pair_ids = sorted(
+            set(Pair.objects.filter(project=project, vote_count__gt=0).values_list("pk", flat=True))
+            | set(VoteChange.objects.filter(project=project, uncount_pending=True).values_list("pair_id", flat=True))
         )
         for start in range(0, len(pair_ids), chunk_pairs):
             chunk = pair_ids[start : start + chunk_pairs]
             info = _pairs_info(chunk)
             votes: dict[int, list[_NewVote]] = defaultdict(list)
-            for pair_id, *fields in (
-                Vote.objects.filter(pair_id__in=chunk, in_aggregates=True)
-                .order_by("pk")
-                .values_list("pair_id", "annotator_id", "choice", "shown_left", "latency_ms")
-            ):
+            for pair_id, *fields, _ in sql.counted_votes(pair_ids=chunk):
                 votes[pair_id].append(_NewVote(*fields))
             changes = [_PairChange(pk, *info[pk], [], v) for pk, v in votes.items()]
             sides = _model_sides(stats, changes)
@@ -529,8 +571,9 @@ def on_version_activated(*, version: ModelVersion, **signal_kwargs) -> None:
     the model always refers to the live version.
 
     Reads the version's predictions on held-out pairs once, and the votes on
-    those pairs that are in the aggregates (live votes still waiting to be
-    folded are counted against this version when they are): the project's
+    those pairs that are in the aggregates, old votes an undo or change has
+    yet to take out included (live votes still waiting to be folded are
+    counted against this version when they are): the project's
     agreement with the majority label, and each annotator's agreement with
     the model's pick over their decisive votes on those pairs.
     """
@@ -551,9 +594,7 @@ def on_version_activated(*, version: ModelVersion, **signal_kwargs) -> None:
         per_annotator: dict[int, Counter] = {}
         pair_ids = list(sides)
         for start in range(0, len(pair_ids), 2000):
-            for annotator_id, pair_id, choice in Vote.objects.filter(
-                pair_id__in=pair_ids[start : start + 2000], in_aggregates=True
-            ).values_list("annotator_id", "pair_id", "choice"):
+            for pair_id, annotator_id, choice, *_ in sql.counted_votes(pair_ids=pair_ids[start : start + 2000]):
                 choices[pair_id].append(choice)
                 if choice in ("a", "b"):
                     c = per_annotator.setdefault(annotator_id, Counter())

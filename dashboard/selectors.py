@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from dashboard.aggregates import FAST_MEDIAN_MS, FLAG_MIN_N, FLAG_POSITION
 from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
-from dashboard.red_flags import red_flags
+from dashboard.red_flags import MIN_MULTI_VOTE_PAIRS, red_flags
 from labeling.models import Project, Split
 from preferences import agreement as ag
 from rewardmodel.models import ModelVersion, QueueOrder, RetrainPolicy
@@ -28,6 +28,10 @@ ANNOTATORS_PER_PAGE = 50
 MAX_PER_PAGE = 500
 VERSIONS_SHOWN = 100
 CHARTS = ("versions", "learning_curve", "calibration", "length_buckets", "agreement", "votes_per_pair", "annotators")
+# An estimate over fewer pairs than this is marked a small sample: its interval
+# is wide or, for a bootstrap over a few identical pairs, a misleading [100%, 100%].
+SMALL_SAMPLE_N = MIN_MULTI_VOTE_PAIRS
+ESTIMATES = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "model_vs_human", "human_ceiling")
 
 
 # --------------------------------------------------------------------------- #
@@ -333,6 +337,8 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
     active = versions["active_version"]
     sample = agreement["sample"]
     policy = RetrainPolicy.for_project(project)
+    for key in ESTIMATES:
+        agreement[key]["small_sample"] = agreement[key]["n"] < SMALL_SAMPLE_N
     return {
         "project": {"slug": project.slug, "name": project.name, "overlap_target": project.overlap_target},
         "generated_at": timezone.now().isoformat(),
@@ -370,7 +376,7 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
 
 
 def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
-    """The data behind one chart as a header and rows (the CSV download)."""
+    """The data behind one chart as a header and rows (the CSV download, and the page's text alternative)."""
     if chart == "versions":
         keys = [
             "number",
@@ -428,7 +434,7 @@ def chart_table(*, payload: dict, chart: str) -> tuple[list[str], list[list]]:
         )
     if chart == "agreement":
         rows = []
-        for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "model_vs_human", "human_ceiling"):
+        for key in ESTIMATES:
             f = payload[key]
             rows.append([key, f["value"], f["ci"][0], f["ci"][1], f["n"]])
         return ["figure", "value", "ci_lo", "ci_hi", "n"], rows
@@ -479,16 +485,24 @@ def annotator_own_figures(*, project: Project, user, **signal_kwargs) -> dict:
     """What an annotator may see about their own work, never anyone else's.
 
     The labeling page asks for it (a receiver of
-    labeling.signals.annotator_figures_wanted); figures count the votes
-    folded in so far.
+    labeling.signals.annotator_figures_wanted). The figures count the votes
+    folded in so far, which may trail the last few votes by seconds, so each
+    comes with the count it is over; shares are left out below FLAG_MIN_N,
+    where one vote swings them by tens of percent.
     """
     stats = AnnotatorStats.objects.filter(project=project, annotator__user=user).first()
     if stats is None:
         return {}
+
+    def share(part: int, whole: int) -> int | None:
+        return round(100 * part / whole) if whole >= FLAG_MIN_N else None
+
     return {
+        "counted": stats.votes,
         "median_seconds": None if stats.median_latency_ms is None else round(stats.median_latency_ms / 1000, 1),
-        "agreement": None if not stats.loo_n else round(100 * stats.loo_agree / stats.loo_n),
+        "agreement": share(stats.loo_agree, stats.loo_n),
         "agreement_n": stats.loo_n,
-        "left_share": None if not stats.sided else round(100 * stats.left_chosen / stats.sided),
-        "tie_share": None if not stats.votes else round(100 * stats.ties / stats.votes),
+        "left_share": share(stats.left_chosen, stats.sided),
+        "sided": stats.sided,
+        "min_n": FLAG_MIN_N,
     }

@@ -60,3 +60,26 @@ def annotator_stats_lock(*, project_id: int, annotator_ids: Sequence[int]) -> li
             )
         ]
     return rows
+
+
+def counted_votes(*, pair_ids: Sequence[int]) -> list[tuple]:
+    """What the aggregates count on these pairs: (pair_id, annotator_id, choice, shown_left,
+    latency_ms, change_id) of every vote folded in, and of every old vote an undo or change
+    has yet to take out (change_id names its VoteChange; None for a vote).
+
+    One statement per chunk of pairs, so each pair is read at one instant: an undo
+    or change moves a vote from the first set to the second in one transaction,
+    and no pair is ever seen with it in both or in neither.
+    """
+    rows: list[tuple] = []
+    for start in range(0, len(pair_ids), 500):
+        chunk = list(pair_ids[start : start + 500])
+        marks = ", ".join(["%s"] * len(chunk))
+        rows += fetchall(
+            "SELECT pair_id, annotator_id, choice, shown_left, latency_ms, CAST(NULL AS BIGINT) FROM labeling_vote"
+            f" WHERE pair_id IN ({marks}) AND in_aggregates = %s"
+            " UNION ALL SELECT pair_id, annotator_id, old_choice, shown_left, latency_ms, id FROM labeling_votechange"
+            f" WHERE pair_id IN ({marks}) AND uncount_pending = %s",
+            [*chunk, True, *chunk, True],
+        )
+    return rows

@@ -59,11 +59,22 @@ def dashboard_page(request: HttpRequest, slug: str) -> HttpResponse:
             "human_ceiling",
         )
     }
-    return render(
-        request,
-        "dashboard/dashboard.html",
-        {"project": project, "d": payload, "charts": charts, "annotators": payload["annotators"]},
-    )
+    charts["small_n"] = selectors.SMALL_SAMPLE_N
+    # Each chart's data as a table: its text alternative on the page, the same rows as its CSV.
+    tables = {
+        chart: dict(zip(("header", "rows"), selectors.chart_table(payload=payload, chart=chart)))
+        for chart in selectors.CHARTS
+        if chart != "annotators"
+    }
+    context = {
+        "project": project,
+        "d": payload,
+        "charts": charts,
+        "tables": tables,
+        "small_n": selectors.SMALL_SAMPLE_N,
+        "annotators": payload["annotators"],
+    }
+    return render(request, "dashboard/dashboard.html", context)
 
 
 @require_GET

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from labeling import services
-from labeling.models import Annotator, Assignment, Pair, Project, Vote
+from labeling.models import Annotator, Assignment, Pair, Project, Vote, VoteChange
 
 
 @admin.register(Project)
@@ -100,6 +100,24 @@ class VoteAdmin(admin.ModelAdmin):
     raw_id_fields = ("pair", "annotator", "assignment")
 
     # Votes are written through labeling.services only, which keeps the counters.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(VoteChange)
+class VoteChangeAdmin(admin.ModelAdmin):
+    """The audit of undone and changed votes: read-only, written by labeling.services."""
+
+    list_display = ("id", "project", "vote_id", "annotator", "action", "old_choice", "new_choice", "created_at")
+    list_filter = ("project", "action")
+    raw_id_fields = ("pair", "annotator", "assignment", "changed_by")
+
     def has_add_permission(self, request):
         return False
 

@@ -1,4 +1,5 @@
-"""JSON API for labeling clients: list projects, lease the next pair, vote, skip.
+"""JSON API for labeling clients: list projects, lease the next pair, vote, skip, undo;
+and for admins, create projects and manage their members.
 
 Texts come back raw, not rendered: a client renders (and sanitises) them
 itself. Choices are in screen terms (left/right), as the client showed them.
@@ -63,6 +64,36 @@ class Message(Schema):
     detail: str
 
 
+class UndoneOut(NextOut):
+    previous_choice: str = Field(description="The undone vote's choice, in the same screen terms.")
+    previous_strength: int | None
+    previous_rationale: str
+
+
+class ProjectIn(Schema):
+    slug: str = Field(description="Letters, digits, - and _; in every URL of the project, fixed once created.")
+    name: str = Field(max_length=200)
+    instructions: str = Field("", description="Markdown, shown above every pair.")
+    overlap: int | None = Field(None, ge=1, le=25, description="Votes wanted per pair (K); default 3.")
+    test_percent: int | None = Field(
+        None,
+        ge=0,
+        le=90,
+        description="Share of prompts held out for evaluation, fixed once the project has pairs; default 20.",
+    )
+
+
+class MembersIn(Schema):
+    usernames: list[str] = Field(min_length=1, max_length=1000, description="Usernames (or email addresses).")
+
+
+class MembersOut(Schema):
+    added: list[str]
+    already_members: list[str]
+    cannot_label: list[str] = Field(description="Members without the annotator role: they cannot label until given it.")
+    members: list[str]
+
+
 def _project_out(project) -> ProjectOut:
     return ProjectOut(
         slug=project.slug,
@@ -77,6 +108,41 @@ def _project_out(project) -> ProjectOut:
 @router.get("/projects", response=list[ProjectOut])
 def projects_list(request: HttpRequest):
     return [_project_out(p) for p in selectors.project_list_for_user(user=request.auth)]
+
+
+@router.post("/projects", response={201: ProjectOut, 400: Message, 409: Message})
+def project_create(request: HttpRequest, payload: ProjectIn):
+    """Create a project (admins). 409 when the slug is taken; 400 for a value the project refuses."""
+    require_perm(request, "labeling.add_project")
+    options = {"instructions": payload.instructions}
+    if payload.overlap is not None:
+        options["overlap_target"] = payload.overlap
+    if payload.test_percent is not None:
+        options["test_percent"] = payload.test_percent
+    project = services.project_create(slug=payload.slug, name=payload.name, **options)
+    return Status(201, _project_out(project))
+
+
+@router.post("/projects/{slug}/members", response={200: MembersOut, 400: Message, 404: Message})
+def project_members_add(request: HttpRequest, slug: str, payload: MembersIn):
+    """Add members by username, all or none: one unknown name is a 400 that adds nobody."""
+    require_perm(request, "labeling.change_project")
+    project = selectors.project_get(slug=slug)
+    added = services.project_members_add(project=project, names=payload.usernames)
+    return MembersOut(
+        added=added.added,
+        already_members=added.already_members,
+        cannot_label=added.cannot_label,
+        members=selectors.project_member_names(project=project),
+    )
+
+
+@router.delete("/projects/{slug}/members/{username}", response={204: None, 404: Message})
+def project_member_remove(request: HttpRequest, slug: str, username: str):
+    """Take a member off the project; their votes stay, a pair leased to them goes back to the pool."""
+    require_perm(request, "labeling.change_project")
+    services.project_member_remove(project=selectors.project_get(slug=slug), username=username)
+    return HttpResponse(status=204)
 
 
 def _next_out(assignment: Assignment, project: Project) -> NextOut:
@@ -152,3 +218,22 @@ def skip(request: HttpRequest, assignment_id: int):
     require_perm(request, "labeling.label_pairs")
     services.assignment_skip(assignment_id=assignment_id, user=request.auth)
     return HttpResponse(status=204)
+
+
+@router.delete("/assignments/{assignment_id}/vote", response={200: UndoneOut, 409: Message})
+def vote_undo(request: HttpRequest, assignment_id: int):
+    """Undo your vote on this pair within the undo window (default 10 minutes).
+
+    The pair is leased to you again, answered as `next` answers, with the
+    undone vote beside it; vote on it as on any lease. 409 after the window,
+    or when there is no vote of yours on it.
+    """
+    require_perm(request, "labeling.label_pairs")
+    undone = services.vote_undo(assignment_id=assignment_id, user=request.auth)
+    lease = _next_out(undone.assignment, undone.assignment.project)
+    return UndoneOut(
+        **lease.model_dump(),
+        previous_choice=undone.choice,
+        previous_strength=undone.strength,
+        previous_rationale=undone.rationale,
+    )

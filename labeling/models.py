@@ -247,6 +247,51 @@ class Vote(models.Model):
         return f"vote {self.pk}: {self.choice}"
 
 
+class VoteChange(models.Model):
+    """One undo or change of a stored vote, by the annotator who cast it: the audit record.
+
+    Kept for good: who, when, the old choice and the new one (empty for an
+    undo). It also carries what the dashboard counted for the old vote
+    (choice, the side shown on the left, the time to decide): while
+    `uncount_pending` is set, that old vote is still counted in the dashboard
+    aggregates, and the next fold takes it back out
+    (dashboard.aggregates.aggregates_fold). A vote not folded in yet leaves
+    nothing to take out, and its change is written with the flag off.
+    """
+
+    class Action(models.TextChoices):
+        UNDO = "undo"
+        CHANGE = "change"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="vote_changes")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="vote_changes")
+    vote_id = models.BigIntegerField(help_text="The vote changed; an undo deletes it.")
+    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=6, choices=Action.choices)
+    old_choice = models.CharField(max_length=8, choices=Choice.choices)
+    new_choice = models.CharField(max_length=8, choices=Choice.choices, blank=True, help_text="Empty for an undo.")
+    old_strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    new_strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    shown_left = models.CharField(max_length=1, choices=Side.choices, null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="The old vote's time to decide.")
+    created_at = models.DateTimeField()
+    uncount_pending = models.BooleanField(
+        default=False, help_text="The old vote is still counted in the dashboard aggregates; the fold takes it out."
+    )
+
+    class Meta:
+        indexes = [
+            # Changes the fold has yet to take out: a handful at any time.
+            models.Index(fields=["project", "id"], condition=Q(uncount_pending=True), name="vote_change_uncount_idx"),
+            models.Index(fields=["vote_id"], name="vote_change_vote_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of vote {self.vote_id}: {self.old_choice} -> {self.new_choice or '-'}"
+
+
 class ImportJob(models.Model):
     """One dataset upload from the web form, imported by a Celery task (or inline when small).
 

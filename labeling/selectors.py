@@ -1,13 +1,18 @@
-"""Reads for labeling: who may see which project, and annotators' own progress."""
+"""Reads for labeling: who may see which project, members and their progress, annotators' own progress and history."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
+from django.utils import timezone
 
 from labeling import signals, sql
-from labeling.models import Annotator, Project, Vote
+from labeling.models import Annotator, Project, Vote, VoteChange
 from lib.errors import NotFound
 
 
@@ -47,22 +52,99 @@ def project_get(*, slug: str) -> Project:
     return project
 
 
+def _annotator_of(user: AbstractBaseUser) -> Annotator | None:
+    """The user's annotator row; cached on the user, so after a lease (which looks it up) it costs nothing."""
+    return getattr(user, "annotator", None)
+
+
 def annotator_vote_count(*, project: Project, user: AbstractBaseUser) -> int:
-    annotator = Annotator.objects.filter(user=user).first()
+    annotator = _annotator_of(user)
     if annotator is None:
         return 0
     return Vote.objects.filter(annotator=annotator, project=project).count()
 
 
-def project_open_pair_count(*, project: Project) -> int:
-    """Pairs that still want votes. Cached briefly: it is a progress hint, and
-    counting is the one query here whose cost grows with the project."""
-    key = f"labeling:open-pairs:{project.pk}"
-    value = cache.get(key)
-    if value is None:
-        value = project.pairs.filter(slots_taken__lt=project.overlap_target, archived=False).count()
-        cache.set(key, value, 30)
-    return value
+# "N pairs left for you" counts at most this many, then says "N+": the count
+# walks the same index as the pick, and stops there whatever the project's size.
+PAIRS_LEFT_CAP = 50
+
+
+def pairs_left_for_annotator(*, project: Project, user: AbstractBaseUser, holding: bool) -> int:
+    """Pairs this annotator can still get: open pairs (votes plus leases under K) they have
+    not seen, plus the one they hold (`holding`). Counted up to PAIRS_LEFT_CAP + 1 only.
+
+    Right now, that is: other annotators may fill some of them first. It is
+    the labeling page's figure, read after the pair is leased; the API's
+    `next` and `vote-and-next` do not run it.
+    """
+    annotator = _annotator_of(user)
+    open_pairs = sql.pairs_open_count(
+        project_id=project.pk,
+        annotator_id=annotator.pk if annotator else None,
+        overlap_target=project.overlap_target,
+        cap=PAIRS_LEFT_CAP + 1,
+    )
+    return open_pairs + int(holding)
+
+
+def project_member_names(*, project: Project) -> list[str]:
+    field = get_user_model().USERNAME_FIELD
+    return list(project.members.order_by(field).values_list(field, flat=True))
+
+
+def project_members_progress(*, project: Project) -> list[dict]:
+    """Each member with their votes in the project, their last vote, and whether they may label."""
+    members = list(project.members.order_by(get_user_model().USERNAME_FIELD))
+    counts = {
+        row["annotator__user_id"]: row
+        for row in Vote.objects.filter(project=project, annotator__user__in=members)
+        .values("annotator__user_id")
+        .annotate(votes=Count("id"), last_vote=Max("created_at"))
+    }
+    return [
+        {
+            "user": user,
+            "votes": counts.get(user.pk, {}).get("votes", 0),
+            "last_vote": counts.get(user.pk, {}).get("last_vote"),
+            "can_label": user.has_perm("labeling.label_pairs"),
+        }
+        for user in members
+    ]
+
+
+def vote_history_for_annotator(
+    *, project: Project, user: AbstractBaseUser, now: datetime | None = None, limit: int = 50
+) -> list[dict]:
+    """The annotator's most recent votes in the project, newest first, in the screen terms
+    they were cast in, each with whether it may still be changed and how often it was."""
+    now = now or timezone.now()
+    annotator = _annotator_of(user)
+    if annotator is None:
+        return []
+    votes = list(
+        Vote.objects.filter(annotator=annotator, project=project, shown_left__isnull=False)
+        .select_related("pair")
+        .order_by("-id")[:limit]
+    )
+    changes = Counter(VoteChange.objects.filter(vote_id__in=[v.pk for v in votes]).values_list("vote_id", flat=True))
+    window = timedelta(seconds=settings.LABELING_UNDO_SECONDS)
+    rows = []
+    for vote in votes:
+        left, right = (vote.pair.response_a, vote.pair.response_b)
+        if vote.shown_left != "a":
+            left, right = right, left
+        on_screen = "left" if vote.choice == vote.shown_left else "right" if vote.choice in ("a", "b") else vote.choice
+        rows.append(
+            {
+                "vote": vote,
+                "choice": on_screen,
+                "left": left,
+                "right": right,
+                "changeable_until": vote.created_at + window if now - vote.created_at <= window else None,
+                "changes": changes.get(vote.pk, 0),
+            }
+        )
+    return rows
 
 
 def annotator_own_figures(*, project: Project, user: AbstractBaseUser) -> dict:

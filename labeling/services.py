@@ -16,23 +16,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from labeling import signals, sql
+from labeling import selectors, signals, sql
 from labeling.models import (
     Annotator,
     Assignment,
+    Choice,
     Pair,
     Project,
     Side,
     Split,
     Vote,
+    VoteChange,
 )
 from labeling.pseudonyms import pseudonyms_resolve
-from lib.errors import Conflict, InvalidInput
+from lib.errors import Conflict, InvalidInput, NotFound
 from preferences.labels import Tally
 from preferences.records import PreferenceRecord
 from preferences.splits import split_for_prompt
@@ -79,10 +83,48 @@ def annotators_for_external(*, external_ids: Iterable[str]) -> dict[str, Annotat
 # --------------------------------------------------------------------------- #
 # Projects and pairs
 # --------------------------------------------------------------------------- #
+# What an admin sets on a project (the form, the API, project_create's options).
+PROJECT_FIELDS = (
+    "name",
+    "instructions",
+    "overlap_target",
+    "allow_tie",
+    "allow_both_bad",
+    "ask_strength",
+    "ask_rationale",
+    "lease_seconds",
+    "test_percent",
+    "acquisition",
+    "exploration_percent",
+)
+
+
+def _project_check(project: Project) -> None:
+    """Field validation as InvalidInput, naming each field that is wrong."""
+    try:
+        project.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(f"{Project._meta.get_field(k).verbose_name}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        ) from None
+
+
+def _unknown_fields(options: dict) -> None:
+    unknown = sorted(set(options) - set(PROJECT_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Unknown project field(s): {', '.join(unknown)}.")
+
+
 def project_create(*, slug: str, name: str = "", **options) -> Project:
+    """A new project; bad input is InvalidInput and a taken slug a Conflict, writing nothing."""
+    _unknown_fields(options)
     project = Project(slug=slug, name=name or slug, **options)
-    project.full_clean()
-    project.save()
+    _project_check(project)
+    try:
+        with transaction.atomic():
+            project.save()
+    except IntegrityError:  # the slug's unique index; checked here rather than before, so a race cannot slip by
+        raise Conflict(f"A project with the slug '{slug}' exists already.") from None
     return project
 
 
@@ -92,6 +134,102 @@ def pair_archive(*, pair: Pair, archived: bool = True) -> Pair:
     Pair.objects.filter(pk=pair.pk).update(archived=archived)
     pair.refresh_from_db(fields=["archived"])
     return pair
+
+
+def project_update(*, project: Project, **changes) -> Project:
+    """Change a project's settings; bad input writes nothing.
+
+    The held-out share (`test_percent`) is fixed once the project has pairs:
+    each pair's split was drawn from it when the pair was stored, and moving
+    it would move prompts between train and held-out, so versions measured
+    before and after would not be comparable. The slug never changes (it is
+    in every URL and export).
+    """
+    _unknown_fields(changes)
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if "test_percent" in changes and changes["test_percent"] != locked.test_percent:
+            pairs = Pair.objects.filter(project=locked).count()
+            if pairs:
+                raise InvalidInput(
+                    f"The held-out share is fixed once a project has pairs (this one has {pairs:,}): it is "
+                    f"{locked.test_percent}%, and changing it would move prompts between train and held-out."
+                )
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        _project_check(locked)
+        locked.save(update_fields=list(changes) or None)
+    return locked
+
+
+@dataclass(frozen=True)
+class MembersAdded:
+    added: list[str]
+    already_members: list[str]
+    cannot_label: list[str]  # members without the annotator permission: they see the project but cannot label
+
+
+def _users_named(names: Sequence[str]) -> list[AbstractBaseUser]:
+    """Active users by username, or by email for a name with an @; unknown or ambiguous
+    names are one InvalidInput naming them all."""
+    User = get_user_model()
+    wanted = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
+    if not wanted:
+        raise InvalidInput("Name at least one user (a username or an email address).")
+    if len(wanted) > 1000:
+        raise InvalidInput("Add at most 1,000 members at once.")
+    emails = [n for n in wanted if "@" in n]
+    found = {u.get_username(): u for u in User.objects.filter(is_active=True, username__in=wanted)}
+    by_email: dict[str, list] = {}
+    if emails:
+        email_q = Q()
+        for e in emails:
+            email_q |= Q(email__iexact=e)
+        for u in User.objects.filter(email_q, is_active=True):
+            by_email.setdefault(u.email.lower(), []).append(u)
+    users, unknown, ambiguous = [], [], []
+    for name in wanted:
+        if name in found:
+            users.append(found[name])
+        elif len(by_email.get(name.lower(), [])) == 1:
+            users.append(by_email[name.lower()][0])
+        elif by_email.get(name.lower()):
+            ambiguous.append(name)
+        else:
+            unknown.append(name)
+    problems = []
+    if unknown:
+        problems.append(f"no active user named {', '.join(unknown)}")
+    if ambiguous:
+        problems.append(f"more than one user has the email {', '.join(ambiguous)}: use their usernames")
+    if problems:
+        raise InvalidInput("Nobody was added: " + "; ".join(problems) + ".")
+    return list({u.pk: u for u in users}.values())
+
+
+def project_members_add(*, project: Project, names: Sequence[str]) -> MembersAdded:
+    """Make these users (usernames or emails) members of the project, all or none."""
+    users = _users_named(names)
+    current = set(project.members.filter(pk__in=[u.pk for u in users]).values_list("pk", flat=True))
+    new = [u for u in users if u.pk not in current]
+    project.members.add(*new)
+    return MembersAdded(
+        added=[u.get_username() for u in new],
+        already_members=[u.get_username() for u in users if u.pk in current],
+        cannot_label=[u.get_username() for u in users if not u.has_perm("labeling.label_pairs")],
+    )
+
+
+def project_member_remove(*, project: Project, username: str) -> None:
+    """Take a member off the project. Their votes stay; a pair leased to them goes back to the pool."""
+    user = project.members.filter(**{get_user_model().USERNAME_FIELD: username}).first()
+    if user is None:
+        raise NotFound(f"{username} is not a member of this project.")
+    with transaction.atomic():
+        project.members.remove(user)
+        annotator = Annotator.objects.filter(user=user).first()
+        if annotator is not None:
+            _pairs_count(_leases_give_back(project_id=project.pk, annotator_id=annotator.pk))
 
 
 def pair_content_hash(*, prompt: str, response_a: str, response_b: str) -> str:
@@ -589,3 +727,213 @@ def pairs_rerank_reset(*, project: Project) -> int:
         with transaction.atomic():
             sql.pair_ranks_set(ranks=ranks[start : start + RERANK_CHUNK])
     return len(ranks)
+
+
+# --------------------------------------------------------------------------- #
+# Undo and change
+# --------------------------------------------------------------------------- #
+# An annotator may take back or change their own vote for LABELING_UNDO_SECONDS
+# after casting it. Each undo or change is written down (VoteChange: who, when,
+# the old choice, the new one) in the transaction that makes it, and every
+# counter moves with it:
+# - the pair's vote_count and votes_a/b/tie count the votes as they are now,
+#   so training snapshots read the final choice;
+# - slots_taken counts votes plus live leases: an undone vote becomes a live
+#   lease on the same slot, so K holds as it did;
+# - the dashboard aggregates count a vote once it is folded in; a change of
+#   a folded vote sets VoteChange.uncount_pending and the fold takes the old
+#   vote back out (dashboard.aggregates), the new choice being folded as a
+#   new vote (Vote.in_aggregates False).
+@dataclass(frozen=True)
+class UndoneVote:
+    """An undone vote's lease, live again with its pair, and what the vote was (screen terms)."""
+
+    assignment: Assignment
+    choice: str
+    strength: int | None
+    rationale: str
+
+
+def _choice_on_screen(*, pair_choice: str, left: str) -> str:
+    """A stored choice in the screen terms of the lease that showed `left` on the left."""
+    if pair_choice in (Side.A, Side.B):
+        return "left" if pair_choice == left else "right"
+    return pair_choice
+
+
+def _window_check(vote: Vote, now: datetime) -> None:
+    window = settings.LABELING_UNDO_SECONDS
+    if window == 0:
+        raise Conflict("Votes cannot be undone or changed here (LABELING_UNDO_SECONDS is 0).")
+    if now - vote.created_at > timedelta(seconds=window):
+        minutes = max(1, round(window / 60))
+        raise Conflict(
+            f"A vote can be undone or changed for {minutes} minute{'s' if minutes != 1 else ''} after it is cast;"
+            " this one is older."
+        )
+
+
+def _counts_moved(*, removed: str | None = None, added: str | None = None) -> Counter:
+    """A pair's counter deltas for one vote taken away and/or one added (pair terms)."""
+    columns = {Choice.A: "votes_a", Choice.B: "votes_b"}
+    delta: Counter = Counter()
+    if removed:
+        delta[columns.get(removed, "votes_tie")] -= 1
+        delta["vote_count"] -= 1
+    if added:
+        delta[columns.get(added, "votes_tie")] += 1
+        delta["vote_count"] += 1
+    return delta
+
+
+def _pairs_count(deltas: dict[int, Counter]) -> None:
+    """Add each pair's counter deltas, in pair id order: two undos locking the same two
+    pairs in opposite orders would deadlock."""
+    for pair_id in sorted(deltas):
+        changes = {name: F(name) + n for name, n in deltas[pair_id].items() if n}
+        if changes:
+            Pair.objects.filter(pk=pair_id).update(**changes)
+
+
+def _leases_give_back(*, project_id: int, annotator_id: int) -> dict[int, Counter]:
+    """Delete the annotator's live lease in the project; the slot to give back, as pair deltas.
+
+    Deleted rather than expired, so the pair may be served to them again:
+    an expired lease would keep it from them for good (one assignment per
+    pair and annotator).
+    """
+    held = list(
+        Assignment.objects.select_for_update()
+        .filter(project_id=project_id, annotator_id=annotator_id, state=Assignment.State.LIVE)
+        .values_list("pk", "pair_id")
+    )
+    if held:
+        Assignment.objects.filter(pk__in=[pk for pk, _ in held]).delete()
+    return {pair_id: Counter(slots_taken=-1) for _, pair_id in held}
+
+
+def vote_undo(*, assignment_id: int, user: AbstractBaseUser, now: datetime | None = None) -> UndoneVote:
+    """Take back the vote on this lease, within the undo window, and lease the pair to the same annotator again.
+
+    The vote is deleted and recorded as undone (VoteChange). Its lease is live
+    again from `now`, on the slot the vote held; the live lease the annotator
+    held instead (usually the next pair) is given back, as they may hold one
+    per project. Conflict, writing nothing, when the lease is not theirs,
+    holds no vote, or the window has passed.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
+        selectors.project_get_for_labeling(user=user, project_id=assignment.project_id)  # still a member
+        if assignment.state != Assignment.State.VOTED:
+            raise Conflict("There is no vote on this pair to undo.")
+        vote = Vote.objects.select_for_update().filter(assignment_id=assignment.pk).first()
+        if vote is None:
+            raise Conflict("There is no vote on this pair to undo.")
+        _window_check(vote, now)
+        deltas = _leases_give_back(project_id=assignment.project_id, annotator_id=assignment.annotator_id)
+        deltas[vote.pair_id] = _counts_moved(removed=vote.choice)
+        VoteChange.objects.create(
+            project_id=vote.project_id,
+            pair_id=vote.pair_id,
+            annotator_id=vote.annotator_id,
+            vote_id=vote.pk,
+            assignment_id=assignment.pk,
+            changed_by=user,
+            action=VoteChange.Action.UNDO,
+            old_choice=vote.choice,
+            old_strength=vote.strength,
+            shown_left=vote.shown_left,
+            latency_ms=vote.latency_ms,
+            created_at=now,
+            uncount_pending=vote.in_aggregates,
+        )
+        vote.delete()
+        _pairs_count(deltas)
+        Assignment.objects.filter(pk=assignment.pk).update(
+            state=Assignment.State.LIVE,
+            served_at=now,
+            expires_at=now + timedelta(seconds=assignment.project.lease_seconds),
+        )
+        lease = sql.assignment_live(project_id=assignment.project_id, annotator_id=assignment.annotator_id)
+    return UndoneVote(
+        assignment=lease,
+        choice=_choice_on_screen(pair_choice=vote.choice, left=assignment.left),
+        strength=vote.strength,
+        rationale=vote.rationale,
+    )
+
+
+def vote_undo_last(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> UndoneVote:
+    """Undo the annotator's most recent vote in the project (the labeling page's `u`)."""
+    annotator = annotator_for_user(user=user)
+    last = (
+        Vote.objects.filter(annotator=annotator, project=project, assignment__isnull=False)
+        .order_by("-id")
+        .values_list("assignment_id", flat=True)
+        .first()
+    )
+    if last is None:
+        raise Conflict("You have no vote to undo in this project.")
+    return vote_undo(assignment_id=last, user=user, now=now)
+
+
+def vote_change(
+    *,
+    vote_id: int,
+    user: AbstractBaseUser,
+    choice: str,
+    strength: int | None = None,
+    rationale: str | None = None,
+    now: datetime | None = None,
+) -> Vote:
+    """Change one's own vote within the undo window. `choice` is in the screen terms of
+    the lease it was cast on; `rationale` None keeps the one stored.
+
+    Records the change (VoteChange) and moves the pair's counters. A vote
+    already counted in the dashboard aggregates is marked to be taken out and
+    folded in again with its new choice. NotFound for a vote that is not
+    theirs; Conflict after the window; InvalidInput for input the project
+    does not accept. Changing nothing writes nothing.
+    """
+    now = now or timezone.now()
+    annotator = annotator_for_user(user=user)
+    if rationale is not None:
+        rationale = rationale.strip()
+    _validate_vote_form(choice=choice, strength=strength, rationale=rationale or "")
+    with transaction.atomic():
+        vote = Vote.objects.select_for_update().filter(pk=vote_id, annotator=annotator).first()
+        if vote is None or vote.shown_left is None:  # an imported vote was never cast on a screen
+            raise NotFound("No such vote of yours.")
+        project = Project.objects.get(pk=vote.project_id)
+        _validate_vote_for_project(project=project, choice=choice, strength=strength, rationale=rationale or "")
+        _window_check(vote, now)
+        pair_choice = _choice_in_pair_terms(screen_choice=choice, left=vote.shown_left)
+        new_rationale = vote.rationale if rationale is None else rationale
+        if (pair_choice, strength, new_rationale) == (vote.choice, vote.strength, vote.rationale):
+            return vote
+        moved = pair_choice != vote.choice
+        VoteChange.objects.create(
+            project_id=vote.project_id,
+            pair_id=vote.pair_id,
+            annotator_id=vote.annotator_id,
+            vote_id=vote.pk,
+            assignment_id=vote.assignment_id,
+            changed_by=user,
+            action=VoteChange.Action.CHANGE,
+            old_choice=vote.choice,
+            new_choice=pair_choice,
+            old_strength=vote.strength,
+            new_strength=strength,
+            shown_left=vote.shown_left,
+            latency_ms=vote.latency_ms,
+            created_at=now,
+            # Only the choice is in the aggregates: a new strength or rationale leaves them as they are.
+            uncount_pending=moved and vote.in_aggregates,
+        )
+        if moved:
+            _pairs_count({vote.pair_id: _counts_moved(removed=vote.choice, added=pair_choice)})
+        vote.choice, vote.strength, vote.rationale = pair_choice, strength, new_rationale
+        vote.in_aggregates = vote.in_aggregates and not moved
+        vote.save(update_fields=["choice", "strength", "rationale", "in_aggregates"])
+    return vote

@@ -21,3 +21,10 @@ pairs_imported = Signal()
 # receiver returns a dict of the annotator's own figures to show (never
 # anyone else's). The dashboard answers from its aggregates.
 annotator_figures_wanted = Signal()
+
+# Sent while the project settings form is built, with `project` (None while
+# creating one) and `data` (the POST, or None). A receiver returns a section
+# of the form it owns (labeling.forms.ProjectFormSection), or None; the page
+# saves every section with the project, in one transaction. rewardmodel adds
+# the retrain policy this way.
+project_form_sections = Signal()

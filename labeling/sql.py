@@ -258,6 +258,18 @@ _LEASE_INSERT_SQLITE = (
 )
 
 
+# "N pairs left for you" (labeling.selectors.pairs_left_for_annotator): the
+# pick's own filter and order, counted up to a cap, so it walks the same index
+# range as the pick and stops at the cap, whatever the project's size.
+PAIRS_OPEN_COUNT = f"SELECT count(*) FROM ({_PICK_WHERE}{_PICK_ORDER.replace('LIMIT 1', 'LIMIT %(cap)s')}) open_pairs"
+
+
+def pairs_open_count(*, project_id: int, annotator_id: int | None, overlap_target: int, cap: int) -> int:
+    """Open pairs (votes plus leases under K) this annotator has not seen, counted up to `cap`."""
+    params = {"project": project_id, "k": overlap_target, "annotator": annotator_id or 0, "cap": cap}
+    return fetchone(PAIRS_OPEN_COUNT, params)[0]
+
+
 def lease_current_or_take(
     *, project_id: int, annotator_id: int, overlap_target: int, left: str, served_at: datetime, expires_at: datetime
 ) -> Assignment | None:

@@ -1,12 +1,24 @@
 from django.urls import path
 
-from labeling import views, views_data
+from labeling import views, views_data, views_projects
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("p/<slug:slug>/label/", views.label, name="label"),
     path("p/<slug:slug>/label/<int:assignment_id>/vote", views.vote, name="label-vote"),
     path("p/<slug:slug>/label/<int:assignment_id>/skip", views.skip, name="label-skip"),
+    path("p/<slug:slug>/label/undo", views.undo, name="label-undo"),
+    path("p/<slug:slug>/history/", views.history, name="label-history"),
+    path("p/<slug:slug>/history/<int:vote_id>/change", views.history_change, name="label-history-change"),
+    path("projects/new", views_projects.project_new, name="project-new"),
+    path("projects/markdown-preview", views_projects.markdown_preview, name="markdown-preview"),
+    path("p/<slug:slug>/settings/", views_projects.project_settings, name="project-settings"),
+    path("p/<slug:slug>/members/", views_projects.project_members, name="project-members"),
+    path(
+        "p/<slug:slug>/members/<int:user_id>/remove",
+        views_projects.project_member_remove,
+        name="project-member-remove",
+    ),
     path("p/<slug:slug>/import/", views_data.project_import, name="project-import"),
     path("p/<slug:slug>/export/", views_data.project_export, name="project-export"),
     path("p/<slug:slug>/export/download", views_data.project_export_download, name="project-export-download"),

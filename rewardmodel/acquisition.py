@@ -50,7 +50,7 @@ def _side_keys(rows) -> tuple[np.ndarray, np.ndarray]:
 
 def _open_train_pairs(project: Project):
     return (
-        Pair.objects.filter(project=project, split=Split.TRAIN, slots_taken__lt=project.overlap_target)
+        Pair.objects.filter(project=project, split=Split.TRAIN, slots_taken__lt=project.overlap_target, archived=False)
         .order_by("pk")
         .values_list("pk", "prompt", "response_a", "response_b")
     )

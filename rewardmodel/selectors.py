@@ -28,7 +28,7 @@ def training_run_active(*, project: Project, kind: str | None = None) -> Trainin
 def training_run_list(*, project: Project, limit: int = 50) -> QuerySet[TrainingRun]:
     return (
         TrainingRun.objects.filter(project=project)
-        .select_related("requested_by", "model_version")
+        .select_related("requested_by", "model_version__promoted_by")
         .order_by("-created_at")[:limit]
     )
 

@@ -107,7 +107,7 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect("rewardmodel:runs", slug=project.slug)
-    messages.success(request, f"Run {run.pk} queued.")
+    # No "queued" message: the run page says the status itself, and keeps it current.
     return redirect("rewardmodel:run-detail", run_id=run.pk)
 
 

@@ -14,6 +14,17 @@ ANON, NOROLE, ANNOT, REVIEW, ADMIN = "anonymous", "no_role", "annotator", "revie
 LOGIN = "login"  # a redirect to the login page
 
 
+# A valid project form (labeling.forms.ProjectForm and the retrain policy's section).
+PROJECT_FORM = {
+    "slug": "matrix",
+    "name": "Matrix",
+    "overlap_target": "3",
+    "test_percent": "20",
+    "policy-min_new_votes": "50",
+    "policy-promotion_delta": "0.01",
+}
+
+
 def row(method, url, anonymous, no_role, annotator, reviewer, admin, data=None):
     return (method, url, {ANON: anonymous, NOROLE: no_role, ANNOT: annotator, REVIEW: reviewer, ADMIN: admin}, data)
 
@@ -27,12 +38,30 @@ MATRIX = [
     row("get", "/p/nope/label/", LOGIN, 403, 404, 403, 404),
     row("get", "/admin/", 302, 302, 302, 302, 200),
     row("get", "/healthz", 200, 200, 200, 200, 200),
+    row("get", "/favicon.ico", 301, 301, 301, 301, 301),
+    # undo and history: annotators (and admins, who may label); nothing to undo here is a 409
+    row("post", "/p/{slug}/label/undo", LOGIN, 403, 409, 403, 409),
+    row("get", "/p/{slug}/history/", LOGIN, 403, 200, 403, 200),
+    row("post", "/p/{slug}/history/{bob_vote}/change", LOGIN, 403, 302, 403, 302, {"choice": "left"}),
+    # project setup: admins only
+    row("get", "/projects/new", LOGIN, 403, 403, 403, 200),
+    row("post", "/projects/new", LOGIN, 403, 403, 403, 302, PROJECT_FORM),
+    row("post", "/projects/markdown-preview", LOGIN, 403, 403, 403, 200, {"instructions": "*hi*"}),
+    row("get", "/p/{slug}/settings/", LOGIN, 403, 403, 403, 200),
+    row("post", "/p/{slug}/settings/", LOGIN, 403, 403, 403, 302, PROJECT_FORM),
+    row("get", "/p/{slug}/members/", LOGIN, 403, 403, 403, 200),
+    row("post", "/p/{slug}/members/", LOGIN, 403, 403, 403, 302, {"names": "bob"}),
+    row("post", "/p/{slug}/members/{bob_id}/remove", LOGIN, 403, 403, 403, 302),
     # API
     row("get", "/api/v1/projects", 401, 200, 200, 200, 200),
     row("get", "/api/v1/projects/{slug}/next", 401, 403, 200, 403, 200),
     row("post", "/api/v1/assignments/{assignment}/vote", 401, 403, 201, 403, 409, {"choice": "left"}),
     row("post", "/api/v1/assignments/{assignment}/vote-and-next", 401, 403, 201, 403, 409, {"choice": "left"}),
     row("post", "/api/v1/assignments/{assignment}/skip", 401, 403, 204, 403, 409),
+    row("delete", "/api/v1/assignments/{assignment}/vote", 401, 403, 409, 403, 409),  # the lease holds no vote
+    row("post", "/api/v1/projects", 401, 403, 403, 403, 201, {"slug": "matrix", "name": "Matrix"}),
+    row("post", "/api/v1/projects/{slug}/members", 401, 403, 403, 403, 200, {"usernames": ["bob"]}),
+    row("delete", "/api/v1/projects/{slug}/members/bob", 401, 403, 403, 403, 204),
     row("get", "/api/v1/openapi.json", 200, 200, 200, 200, 200),  # the schema is public
     # import and export: admins only
     row("get", "/p/{slug}/import/", LOGIN, 403, 403, 403, 200),
@@ -82,8 +111,9 @@ MATRIX = [
 
 
 @pytest.fixture
-def objects(project, admin_user):
-    """One of everything a URL can name: a running run, a stored version, an import job, a token."""
+def objects(project, pairs, admin_user):
+    """One of everything a URL can name: a running run, a stored version, an import job, a token,
+    a member other than the annotator (bob) and a vote of his."""
     from labeling.models import ImportJob
     from rewardmodel.models import ModelVersion, TrainingRun
 
@@ -99,7 +129,18 @@ def objects(project, admin_user):
         project=project, requested_by=admin_user, file_name="x.jsonl", upload_path="/nonexistent"
     )
     token, _ = account_services.api_token_issue(user=admin_user, name="matrix")
-    return {"run": running.pk, "version": version.pk, "job": job.pk, "token": token.pk, "admin_id": admin_user.pk}
+    bob = project.members.get(username="bob")
+    lease = services.assignment_next(project=project, user=bob)
+    bob_vote, _ = services.vote_submit(assignment_id=lease.pk, user=bob, choice="left")
+    return {
+        "run": running.pk,
+        "version": version.pk,
+        "job": job.pk,
+        "token": token.pk,
+        "admin_id": admin_user.pk,
+        "bob_id": bob.pk,
+        "bob_vote": bob_vote.pk,
+    }
 
 
 @pytest.fixture
@@ -117,8 +158,8 @@ def test_role_matrix(client, users, objects, project, pairs, method, url, expect
     if role != ANON:
         client.force_login(users[role])
     # when
-    if method == "post" and path.startswith("/api/"):
-        response = client.post(path, data=data or {}, content_type="application/json")
+    if method in ("post", "delete") and path.startswith("/api/"):
+        response = getattr(client, method)(path, data=data or {}, content_type="application/json")
     elif method == "post" and "/runs/start" in path:
         # the run must not start while another is running: cancel that one first
         from rewardmodel.models import TrainingRun

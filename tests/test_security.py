@@ -79,10 +79,11 @@ def _all_routes(resolver=None, prefix=""):
 
 def test_every_page_needs_a_login_unless_marked(db):
     # Deny by default: the only views open to anonymous users are the login
-    # flow, the admin's own login, and the API (which answers 401 itself).
+    # flow, the admin's own login, the API (which answers 401 itself), and the
+    # favicon's redirect to a static file.
     open_views = [route for route, view in _all_routes() if getattr(view, "login_required", True) is False]
     for route in open_views:
-        assert route.startswith(("accounts/", "admin/", "api/v1/", "healthz")), route
+        assert route.startswith(("accounts/", "admin/", "api/v1/", "healthz", "favicon.ico")), route
 
 
 @pytest.mark.parametrize("path", ["/", "/p/demo/label/"])

@@ -50,3 +50,39 @@ FLAG_TEXT = {
 @register.filter
 def flag_text(code: str) -> str:
     return FLAG_TEXT.get(code, code.replace("_", " "))
+
+
+# Column names of the chart tables (selectors.chart_table) as the page's text alternative shows them.
+HEADER_TEXT = {
+    "number": "version",
+    "ci_lo": "95% CI low",
+    "ci_hi": "95% CI high",
+    "n_train": "train pairs",
+    "n_eval": "held-out pairs",
+    "n": "n",
+    "ece": "ECE",
+    "is_active": "live",
+    "created_at": "created",
+    "length_baseline_accuracy": "“longer wins” accuracy",
+    "bin_lo": "bin from",
+    "bin_hi": "bin to",
+    "lo": "from",
+    "hi": "to",
+}
+
+
+@register.filter
+def header_text(key: str) -> str:
+    return HEADER_TEXT.get(key, key.replace("_", " "))
+
+
+@register.filter
+def cell(value) -> str:
+    """A chart table's cell: numbers to three decimals, yes/no, and – for nothing."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("_", " ")  # figure names such as percent_agreement read as words

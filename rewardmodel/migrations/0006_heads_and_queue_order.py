@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0007_project_acquisition"),
+        ("labeling", "0008_project_acquisition"),
         ("rewardmodel", "0005_promotion_gate_retention_pause"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -4,7 +4,35 @@
 (function () {
   "use strict";
 
-  var BLUE = "#2f5bd3", GREEN = "#067647", GREY = "#667085", ORANGE = "#b54708", BAND = "rgba(47, 91, 211, 0.15)";
+  var BLUE = "#2f5bd3", GREEN = "#067647", GREY = "#667085", ORANGE = "#b54708", PURPLE = "#7a2ed0";
+
+  // Intervals as error bars: a dataset's `errorBars` holds [low, high] per
+  // point (null for none), drawn as a whisker with caps over the point.
+  var errorBars = {
+    id: "errorBars",
+    afterDatasetsDraw: function (chartObj) {
+      var ctx = chartObj.ctx;
+      chartObj.data.datasets.forEach(function (ds, i) {
+        if (!ds.errorBars || !chartObj.isDatasetVisible(i)) return;
+        var meta = chartObj.getDatasetMeta(i);
+        var scale = chartObj.scales[meta.yAxisID];
+        ctx.save();
+        ctx.strokeStyle = ds.borderColor || GREY;
+        ctx.lineWidth = 1.5;
+        meta.data.forEach(function (point, j) {
+          var ci = ds.errorBars[j];
+          if (!ci || ci[0] == null || ci[1] == null) return;
+          var top = scale.getPixelForValue(ci[1]), bottom = scale.getPixelForValue(ci[0]);
+          ctx.beginPath();
+          ctx.moveTo(point.x, top); ctx.lineTo(point.x, bottom);
+          ctx.moveTo(point.x - 5, top); ctx.lineTo(point.x + 5, top);
+          ctx.moveTo(point.x - 5, bottom); ctx.lineTo(point.x + 5, bottom);
+          ctx.stroke();
+        });
+        ctx.restore();
+      });
+    }
+  };
 
   function ready(fn) {
     if (document.readyState !== "loading") fn();
@@ -15,6 +43,7 @@
     var canvas = document.getElementById(id);
     if (!canvas) return null;
     config.options = Object.assign({ animation: false, responsive: true, aspectRatio: 1.8 }, config.options || {});
+    config.plugins = [errorBars];
     return new window.Chart(canvas, config);
   }
 
@@ -30,17 +59,15 @@
       data: {
         labels: labels,
         datasets: [
-          { label: "CI high", data: v.map(function (x) { return x.held_out_accuracy_ci[1]; }), borderWidth: 0, pointRadius: 0, fill: false },
-          { label: "95% CI", data: v.map(function (x) { return x.held_out_accuracy_ci[0]; }), borderWidth: 0, pointRadius: 0, fill: "-1", backgroundColor: BAND },
-          { label: "held-out accuracy", data: v.map(function (x) { return x.held_out_accuracy; }), borderColor: BLUE, backgroundColor: BLUE },
+          { label: "held-out accuracy (95% CI)", data: v.map(function (x) { return x.held_out_accuracy; }), borderColor: BLUE, backgroundColor: BLUE,
+            errorBars: v.map(function (x) { return x.held_out_accuracy_ci; }) },
           { label: "train accuracy", data: v.map(function (x) { return x.train_accuracy; }), borderColor: GREEN, backgroundColor: GREEN },
           { label: "longer wins", data: v.map(function (x) { return x.length_baseline_accuracy; }), borderColor: GREY, borderDash: [6, 4], pointRadius: 0 },
           { label: "eval loss", data: v.map(function (x) { return x.eval_loss; }), borderColor: ORANGE, backgroundColor: ORANGE, yAxisID: "loss" }
         ]
       },
       options: {
-        scales: { y: share("accuracy"), loss: { position: "right", min: 0, title: { display: true, text: "loss" }, grid: { drawOnChartArea: false } } },
-        plugins: { legend: { labels: { filter: function (item) { return item.text !== "CI high"; } } } }
+        scales: { y: share("accuracy"), loss: { position: "right", min: 0, title: { display: true, text: "loss" }, grid: { drawOnChartArea: false } } }
       }
     });
   }
@@ -52,9 +79,8 @@
       type: "scatter",
       data: {
         datasets: [
-          { label: "held-out accuracy", data: xy(function (p) { return p.held_out_accuracy; }), showLine: true, borderColor: BLUE, backgroundColor: BLUE },
-          { label: "CI low", data: xy(function (p) { return p.ci[0]; }), showLine: true, borderColor: BAND, pointRadius: 0 },
-          { label: "CI high", data: xy(function (p) { return p.ci[1]; }), showLine: true, borderColor: BAND, pointRadius: 0 }
+          { label: "held-out accuracy (95% CI)", data: xy(function (p) { return p.held_out_accuracy; }), showLine: true, borderColor: BLUE, backgroundColor: BLUE,
+            errorBars: points.map(function (p) { return p.ci; }) }
         ]
       },
       options: { scales: { x: { title: { display: true, text: "labelled training pairs" } }, y: share("held-out accuracy") } }
@@ -91,20 +117,31 @@
     });
   }
 
-  function agreementChart(d) {
-    var keys = [["percent_agreement", "percent agreement"], ["fleiss_kappa", "Fleiss' kappa"], ["krippendorff_alpha", "Krippendorff's alpha"],
-                ["model_vs_human", "model vs majority"], ["human_ceiling", "human ceiling"]];
-    chart("chart-agreement", {
-      type: "bar",
+  // One dataset of points with error bars over named figures, on the axis given.
+  function estimates(id, d, keys, axis, color) {
+    var small = d.small_n || 0;
+    chart(id, {
+      type: "line",
       data: {
-        labels: keys.map(function (k) { return k[1] + " (n=" + d[k[0]].n + ")"; }),
-        datasets: [
-          { label: "value", data: keys.map(function (k) { return d[k[0]].value; }), backgroundColor: BLUE },
-          { label: "95% CI", data: keys.map(function (k) { var ci = d[k[0]].ci; return ci[0] == null ? null : [ci[0], ci[1]]; }), backgroundColor: BAND, borderColor: BLUE, borderWidth: 1 }
-        ]
+        labels: keys.map(function (k) { var n = d[k[0]].n; return k[1] + " (n=" + n + (n < small ? ", small sample" : "") + ")"; }),
+        datasets: [{
+          label: "estimate, with its 95% interval",
+          data: keys.map(function (k) { return d[k[0]].value; }),
+          errorBars: keys.map(function (k) { return d[k[0]].ci; }),
+          showLine: false, pointRadius: 6, pointHoverRadius: 7, borderColor: color, backgroundColor: color
+        }]
       },
-      options: { scales: { y: { min: Math.min(0, d.fleiss_kappa.value || 0, d.krippendorff_alpha.value || 0), max: 1 } } }
+      options: { scales: { y: axis }, layout: { padding: { left: 8, right: 8 } } }
     });
+  }
+
+  function agreementCharts(d) {
+    estimates("chart-agreement", d, [["percent_agreement", "percent agreement"], ["model_vs_human", "model vs majority"], ["human_ceiling", "human ceiling"]],
+      share("share"), BLUE);
+    // Kappa and alpha run from -1 (systematic disagreement) through 0 (chance) to 1.
+    estimates("chart-agreement-chance", d, [["fleiss_kappa", "Fleiss' kappa"], ["krippendorff_alpha", "Krippendorff's alpha"]],
+      { min: -1, max: 1, title: { display: true, text: "kappa / alpha (0 = chance)" },
+        grid: { color: function (c) { return c.tick.value === 0 ? GREY : "rgba(0, 0, 0, 0.08)"; } } }, PURPLE);
   }
 
   function votesPerPair(d) {
@@ -123,7 +160,7 @@
     var el = document.getElementById("dashboard-data");
     if (!el || !window.Chart) return;
     var d = JSON.parse(el.textContent);
-    [versions, learningCurve, calibration, lengthBuckets, agreementChart, votesPerPair].forEach(function (draw) {
+    [versions, learningCurve, calibration, lengthBuckets, agreementCharts, votesPerPair].forEach(function (draw) {
       try { draw(d); } catch (err) { if (window.console) console.error(err); }
     });
     document.body.setAttribute("data-charts-drawn", "1");

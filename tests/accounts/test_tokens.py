@@ -98,3 +98,19 @@ def test_every_token_field_is_read_only_in_the_admin(rf, admin_user):
     editable = {f.name for f in ApiToken._meta.fields if f.editable and not f.primary_key}
     assert editable <= set(model_admin.get_readonly_fields(rf.get("/"), ApiToken()))
     assert not model_admin.has_add_permission(rf.get("/"))
+
+
+def test_the_tokens_page_is_linked_for_everyone_signed_in(client, admin_user, annotator_user):
+    # every user mints and revokes their own tokens, so every user gets the link
+    for user in (admin_user, annotator_user):
+        client.force_login(user)
+        assert 'href="/tokens/" data-testid="nav-tokens"' in client.get("/").content.decode()
+
+
+def test_revoke_asks_before_it_acts(client, admin_user):
+    from accounts import services
+
+    services.api_token_issue(user=admin_user, name="ci", created_by=admin_user)
+    client.force_login(admin_user)
+    html = client.get(reverse("accounts:tokens")).content.decode()
+    assert 'data-confirm="Revoke “ci” of adam?' in html

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import Problems, log_in
 from tests.dashboard.dashboard_data import populate
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -15,6 +15,7 @@ CANVASES = [
     "chart-calibration",
     "chart-length-buckets",
     "chart-agreement",
+    "chart-agreement-chance",
     "chart-votes-per-pair",
 ]
 
@@ -73,3 +74,35 @@ def test_annotator_gets_403(live_server, page, project, annotator_user):
     log_in(page, live_server, "alice", "pw-alice")
     response = page.goto(f"{live_server.url}/p/{project.slug}/dashboard/")
     assert response.status == 403
+
+
+def test_reviewer_sees_the_empty_state_before_any_model(live_server, page, project, reviewer_user):
+    # given a project with pairs but no votes and no model
+    from labeling import services
+    from tests.conftest import make_records
+
+    services.pairs_import_batch(project=project, records=make_records(3), shuffle_sides=False)
+    problems = Problems().watch(page)
+    log_in(page, live_server, "rita", "pw-rita")
+    # when the reviewer opens the dashboard
+    page.goto(f"{live_server.url}/p/{project.slug}/dashboard/")
+    # then it says there is no model yet and where one comes from, with no empty axes
+    assert "No model yet." in page.inner_text("[data-testid=no-model]")
+    assert "No votes yet." in page.inner_text("[data-testid=no-votes]")
+    assert page.locator("canvas").count() == 0
+    # and the link leads to the runs page
+    page.click("[data-testid=runs-link]")
+    page.wait_for_url(f"**/p/{project.slug}/runs/")
+    assert "No runs yet." in page.content()
+    assert problems.list == []
+
+
+def test_dashboard_fits_a_phone_screen(live_server, page, project, django_user_model, reviewer_user):
+    # given a full dashboard, on a 390 px wide screen
+    populate(project, django_user_model)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, "rita", "pw-rita")
+    page.goto(f"{live_server.url}/p/{project.slug}/dashboard/")
+    page.wait_for_selector("body[data-charts-drawn='1']")
+    # then nothing makes the page wider than the screen (wide tables scroll inside their box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -131,3 +131,88 @@ def test_votes_and_an_import_on_the_same_pairs_do_not_deadlock_and_match_a_rebui
     assert live["buckets"] == buckets_from_pairs(project)
     aggregates.aggregates_rebuild(project=project)
     assert live == snapshot(project)
+
+
+def _label_undo_and_change(project, user, seed: int, rounds: int) -> None:
+    """One annotator votes, and now and then undoes a vote (voting again or skipping) or changes one."""
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        assignment = services.assignment_next(project=project, user=user)
+        if assignment is None:
+            return
+        vote, _ = services.vote_submit(assignment_id=assignment.pk, user=user, choice=rng.choice(["left", "right"]))
+        roll = rng.random()
+        if roll < 0.3:
+            undone = services.vote_undo(assignment_id=assignment.pk, user=user)
+            if rng.random() < 0.5:
+                services.vote_submit(assignment_id=undone.assignment.pk, user=user, choice="tie")
+            else:
+                services.assignment_skip(assignment_id=undone.assignment.pk, user=user)
+        elif roll < 0.5:
+            services.vote_change(vote_id=vote.pk, user=user, choice=rng.choice(["left", "right", "both_bad"]))
+
+
+def _watch_k(done: threading.Event, project, over: list) -> None:
+    """Read, in one statement (one snapshot), every pair's votes plus live leases against K."""
+    from django.db.models import Count, Q
+
+    from labeling.models import Pair
+
+    while not done.is_set():
+        counted = Pair.objects.filter(project=project).annotate(
+            votes_n=Count("votes", distinct=True),
+            live_n=Count("assignments", filter=Q(assignments__state="live"), distinct=True),
+        )
+        over += [p.pk for p in counted if p.votes_n + p.live_n > project.overlap_target]
+
+
+def test_undo_and_change_beside_new_leases_and_folds_keep_k_and_the_aggregates(django_user_model):
+    # given 25 pairs with K=2 and 10 annotators who vote, undo (then vote again or skip) and change at once,
+    # with the fold running beside them and a watcher reading every pair's votes and leases
+    from django.db.models import Count, Q
+
+    from dashboard.aggregates import aggregates_check
+    from labeling.models import Pair, VoteChange
+
+    project = services.project_create(slug="race-undo", name="Race", overlap_target=2)
+    services.pairs_import_batch(project=project, records=make_records(25), shuffle_sides=False)
+    users = [make_user(django_user_model, f"undo{i}", "annotator") for i in range(10)]
+    project.members.add(*users)
+    barrier = threading.Barrier(len(users) + 2)
+    errors: list[BaseException] = []
+    done = threading.Event()
+    folded: list[int] = []
+    over: list[int] = []
+    threads = [_thread(barrier, errors, _label_undo_and_change, project, u, i, 40) for i, u in enumerate(users)]
+    helpers = [
+        _thread(barrier, errors, _fold_until, done, project, folded),
+        _thread(barrier, errors, _watch_k, done, project, over),
+    ]
+    # when they all run
+    for t in [*threads, *helpers]:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    done.set()
+    for t in helpers:
+        t.join(timeout=120)
+
+    # then nothing failed, K held at every instant watched, and the counters equal the rows
+    assert errors == []
+    assert over == []
+    assert VoteChange.objects.filter(project=project, action="undo").exists()
+    assert VoteChange.objects.filter(project=project, action="change").exists()
+    rows = Pair.objects.filter(project=project).annotate(
+        votes_n=Count("votes", distinct=True),
+        live_n=Count("assignments", filter=Q(assignments__state="live"), distinct=True),
+    )
+    for pair in rows:
+        assert pair.vote_count == pair.votes_n
+        assert pair.slots_taken == pair.votes_n + pair.live_n <= 2, pair
+        choices = list(pair.votes.values_list("choice", flat=True))
+        assert (pair.votes_a, pair.votes_b) == (choices.count("a"), choices.count("b"))
+    # and once folded, the aggregates equal a rebuild and the pair counters (check_aggregates' test)
+    assert sum(folded) > 0
+    assert aggregates_check(project=project) == {}
+    assert snapshot(project)["buckets"] == buckets_from_pairs(project)
+    assert not VoteChange.objects.filter(project=project, uncount_pending=True).exists()

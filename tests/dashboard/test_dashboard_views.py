@@ -75,9 +75,32 @@ def test_empty_project_renders_without_figures(client, project, reviewer_user):
     # given a project with no votes and no model, when a reviewer opens it
     client.force_login(reviewer_user)
     response = client.get(reverse("dashboard", args=[project.slug]))
-    # then it says so instead of failing
+    # then it says so instead of failing: no votes, no model, and where the model comes from
     assert response.status_code == 200
-    assert "No active model version has scored held-out pairs yet." in response.content.decode()
+    html = response.content.decode()
+    assert 'data-testid="no-votes"' in html and "No votes yet." in html
+    assert 'data-testid="no-model"' in html and "No model yet." in html
+    assert f'href="/p/{project.slug}/runs/" data-testid="runs-link"' in html
+    # and draws no empty axes
+    assert "<canvas" not in html
+    assert "0 annotators" in html and "1 annotators" not in html
+
+
+def test_small_samples_are_labelled_and_every_chart_has_a_table(client, project, reviewer_user, annotator_user):
+    # given five pairs where two annotators agree every time: a bootstrap interval of [100%, 100%]
+    from labeling import services
+    from tests.conftest import make_records
+
+    services.pairs_import_batch(project=project, records=make_records(5, votes=2), shuffle_sides=False)
+    client.force_login(reviewer_user)
+    html = client.get(reverse("dashboard", args=[project.slug])).content.decode()
+    # then the figures say small sample instead of an interval
+    agreement = html[html.index('id="stat-percent-agreement"') : html.index('id="stat-fleiss-kappa"')]
+    assert "small sample" in agreement and "[100.0%, 100.0%]" not in agreement
+    # and each drawn chart has a text alternative: a label and its numbers as a table
+    assert html.count('role="img"') == html.count("<canvas") == 3  # agreement, chance-corrected, votes per pair
+    assert '<table class="grid compact" data-chart="votes_per_pair">' in html
+    assert "<td>percent agreement</td>" in html
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from django.test import Client
 from dashboard import aggregates
 from labeling import services
 from labeling.models import Assignment, Vote
+from tests.conftest import make_records
 
 XSS_PAYLOADS = [
     "<script>alert(1)</script>",
@@ -191,12 +192,92 @@ def test_annotator_sees_their_own_stats_only(client, project, pairs, annotator_u
     # and the votes not folded into the aggregates yet: her count is there, her figures not
     html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
     assert "<strong>1</strong> labeled by you" in html
-    assert "your median time" not in html
+    assert "Your figures" not in html
     # when the beat task has folded them in and alice opens the page again
     aggregates.aggregates_fold_all()
     html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
     # then she sees her own figures and not bob's name
     assert "<strong>1</strong> labeled by you" in html
-    assert "your median time" in html
-    assert "you picked the left side 100% of the time" in html
+    assert "Over your 1 vote counted so far" in html
+    assert "median time " in html
+    # and one vote is not turned into a share: "100% left" after one vote says nothing
+    assert "left side picked in 1 decisive vote (a share needs 10+)" in html
+    assert "100%" not in html
     assert "bob" not in html
+
+
+def test_the_card_says_how_many_pairs_are_left_for_this_annotator(client, project, pairs, annotator_user, settings):
+    # given 12 pairs, and bob holding a lease on one of them with K=1: it is not open to alice
+    from labeling.selectors import PAIRS_LEFT_CAP
+
+    project.overlap_target = 1
+    project.save()
+    services.assignment_next(project=project, user=project.members.get(username="bob"))
+    # when alice opens the page
+    html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
+    # then she sees what is left for her (the pair on screen included), not a project-wide guess
+    assert '<strong data-testid="left-count">11</strong> pairs left for you' in html
+    assert "still need votes" not in html and "Overlap" not in html
+    # and the count stops at the cap, saying so
+    services.pairs_import_batch(project=project, records=make_records(60, prefix="more"), shuffle_sides=False)
+    html = login(client, annotator_user).get(f"/p/{project.slug}/label/").content.decode()
+    assert f'<strong data-testid="left-count">{PAIRS_LEFT_CAP}+</strong>' in html
+
+
+def test_strength_is_not_sent_for_a_tie_from_the_page(client, db, annotator_user):
+    # given a project that asks for strength, and a strength left checked before pressing Tie
+    project = services.project_create(slug="strength", ask_strength=True)
+    project.members.add(annotator_user)
+    services.pairs_import_batch(project=project, records=make_records(2), shuffle_sides=False)
+    assignment = services.assignment_next(project=project, user=annotator_user)
+    response = login(client, annotator_user).post(
+        f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "tie", "strength": "3"}, HTTP_HX_REQUEST="true"
+    )
+    # then the tie is stored, without a strength
+    assert response.status_code == 200
+    assert Vote.objects.values_list("choice", "strength").get() == ("tie", None)
+
+
+def test_undo_on_the_page_brings_the_pair_back_with_the_earlier_choice(client, project, pairs, annotator_user):
+    # given a vote from the page (HTMX), which answered the next card
+    client = login(client, annotator_user)
+    assignment = services.assignment_next(project=project, user=annotator_user)
+    client.post(f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "right"}, HTTP_HX_REQUEST="true")
+    # when the annotator presses undo
+    html = client.post(f"/p/{project.slug}/label/undo", HTTP_HX_REQUEST="true").content.decode()
+    # then the card shows that pair again, with what they had picked
+    assert f'data-assignment="{assignment.pk}"' in html
+    assert "Vote undone. You had picked <strong>Right</strong>" in html
+    assert '<article class="response was-chosen" data-side="right">' in html
+    assert Vote.objects.count() == 0
+    # and with nothing left to undo, the card says so (409, swapped in)
+    nothing = client.post(f"/p/{project.slug}/label/undo", HTTP_HX_REQUEST="true")
+    assert nothing.status_code == 409 and "no vote to undo" in nothing.content.decode()
+    # and without JavaScript, undo redirects to the page with a message
+    client.post(f"/p/{project.slug}/label/{assignment.pk}/vote", {"choice": "left"})
+    plain = client.post(f"/p/{project.slug}/label/undo", follow=True)
+    assert "Vote undone: you had picked left" in plain.content.decode()
+
+
+def test_history_lists_ones_votes_and_changes_one(client, project, pairs, annotator_user, annotator_user2):
+    # given two votes of alice's and one of bob's
+    for user, choice in ((annotator_user, "left"), (annotator_user, "tie"), (annotator_user2, "right")):
+        assignment = services.assignment_next(project=project, user=user)
+        services.vote_submit(assignment_id=assignment.pk, user=user, choice=choice)
+    client = login(client, annotator_user)
+    html = client.get(f"/p/{project.slug}/history/").content.decode()
+    # then she sees her two, newest first, and not bob's
+    assert html.count('class="card history-row"') == 2
+    assert html.index('data-choice="tie"') < html.index('data-choice="left"')
+    first = Vote.objects.filter(annotator__user=annotator_user).order_by("id").first()
+    # when she changes her first vote to right
+    response = client.post(f"/p/{project.slug}/history/{first.pk}/change", {"choice": "right"}, follow=True)
+    # then it is stored and recorded, and the page says so
+    assert "Changed: you now pick right." in response.content.decode()
+    changed = Vote.objects.get(pk=first.pk)
+    assert changed.choice != changed.shown_left and changed.choice in ("a", "b")
+    # and bob's vote cannot be changed from her page
+    bobs = Vote.objects.get(annotator__user=annotator_user2)
+    refused = client.post(f"/p/{project.slug}/history/{bobs.pk}/change", {"choice": "left"}, follow=True)
+    assert "No such vote of yours." in refused.content.decode()
+    assert Vote.objects.get(pk=bobs.pk).choice == bobs.choice

@@ -170,3 +170,30 @@ def test_own_lease_left_past_its_time_is_expired_and_a_fresh_pair_served(project
     assert Pair.objects.get(pk=first.pair_id).slots_taken == 0
     assert second.state == Assignment.State.LIVE and second.pair_id != first.pair_id
     assert services.assignment_next(project=project, user=annotator_user, now=later).pk == second.pk
+
+
+def test_pairs_left_for_you_walks_the_queue_index_and_stops_at_the_cap(project, pairs, annotator_user):
+    # "N pairs left for you" must cost what a pick costs, whatever the project's size: the pick's
+    # index range, read up to the cap (sql.PAIRS_OPEN_COUNT). Checked on both databases' plans.
+    import json
+
+    from labeling import selectors, sql
+
+    lease = services.assignment_next(project=project, user=annotator_user)
+    assert selectors.pairs_left_for_annotator(project=project, user=annotator_user, holding=True) == len(pairs)
+    # enough pairs that reading the whole project would cost the planner more than walking the index
+    services.pairs_import_batch(project=project, records=make_records(3000, prefix="many"), shuffle_sides=False)
+    assert sql.pairs_open_count(project_id=project.pk, annotator_id=lease.annotator_id, overlap_target=3, cap=5) == 5
+    params = {"project": project.pk, "k": 3, "annotator": lease.annotator_id, "cap": 51}
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + sql.PAIRS_OPEN_COUNT, params)
+            plan = " | ".join(row[-1] for row in cursor.fetchall())
+            assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+        else:
+            cursor.execute("ANALYZE labeling_pair")
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql.PAIRS_OPEN_COUNT, params)
+            plan = json.dumps(cursor.fetchone()[0])
+            assert '"Node Type": "Sort"' not in plan, plan
+    assert "pair_queue_idx" in plan, plan

@@ -4,6 +4,7 @@ from labeling import services as labeling_services
 from labeling.models import Pair, Split
 from preferences.records import ImportedVote, PreferenceRecord
 from rewardmodel.snapshot import training_snapshot_take
+from tests.conftest import make_records
 
 
 def _record(i, choices, strengths=None):
@@ -65,3 +66,28 @@ def test_fingerprint_changes_with_any_vote_count(db):
     )
     # then the fingerprint differs
     assert training_snapshot_take(project=project).sha256 != before
+
+
+def test_training_snapshot_reads_the_final_choice(db, annotator_user, annotator_user2):
+    # given a project without held-out pairs where two annotators both pick a
+    project = labeling_services.project_create(slug="snap-final", test_percent=0, overlap_target=2, ask_strength=True)
+    project.members.add(annotator_user, annotator_user2)
+    labeling_services.pairs_import_batch(project=project, records=make_records(1), shuffle_sides=False)
+    votes = {}
+    for user in (annotator_user, annotator_user2):
+        assignment = labeling_services.assignment_next(project=project, user=user)
+        screen = "left" if assignment.left == "a" else "right"
+        votes[user.pk] = labeling_services.vote_submit(
+            assignment_id=assignment.pk, user=user, choice=screen, strength=1
+        )[0]
+    assert training_snapshot_take(project=project).train_pairs[0].chosen.startswith("A careful")
+    # when alice changes her vote to b (much better) and bob undoes his
+    alice_vote = votes[annotator_user.pk]
+    other = "right" if alice_vote.shown_left == "a" else "left"
+    labeling_services.vote_change(vote_id=alice_vote.pk, user=annotator_user, choice=other, strength=3)
+    labeling_services.vote_undo(assignment_id=votes[annotator_user2.pk].assignment_id, user=annotator_user2)
+    # then the snapshot trains on b, with alice's new strength
+    snapshot = training_snapshot_take(project=project)
+    assert snapshot.n_votes == 1
+    assert snapshot.train_pairs[0].chosen.startswith("meh")
+    assert snapshot.train_pairs[0].strength == 3

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0006_import_attempts_pair_archive"),
+        ("labeling", "0007_vote_change"),
     ]
 
     operations = [
