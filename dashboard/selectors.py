@@ -241,7 +241,7 @@ def head_figures(*, versions: list[dict]) -> dict | None:
     }
 
 
-def acquisition_figures(*, project: Project) -> dict:
+def acquisition_figures(*, project: Project, policy: RetrainPolicy) -> dict:
     """The strategy that orders the queue, and when it last did."""
     order = QueueOrder.objects.filter(project=project).select_related("version").first()
     return {
@@ -252,6 +252,7 @@ def acquisition_figures(*, project: Project) -> dict:
         "by_version": order.version.number if order and order.version else None,
         "ordered_pairs": order.ordered_pairs if order else 0,
         "held_out": HELD_OUT_NOTE,
+        "head_every": policy.head_min_new_votes if policy.head_enabled else None,
     }
 
 
@@ -359,7 +360,7 @@ def dashboard_payload(*, project: Project, page: int = 1, per_page: int = ANNOTA
         "calibration": versions["calibration"],
         "length_buckets": versions["length_buckets"],
         "head": head_figures(versions=versions["versions"]),
-        "acquisition": acquisition_figures(project=project),
+        "acquisition": acquisition_figures(project=project, policy=policy),
         "annotators": annotators,
         "red_flags": red_flags(
             metrics=versions.get("metrics") or {},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -51,6 +51,7 @@ class PromotionOut(Schema):
 class RunOut(Schema):
     id: int
     project: str
+    kind: str = Field(description="finetune (the whole backbone) or head (a linear head on cached features).")
     trigger: str
     status: str
     progress: float
@@ -84,6 +85,7 @@ class RunConflict(Schema):
 class VersionOut(Schema):
     id: int
     number: int
+    kind: str
     run_id: int
     is_active: bool
     metrics: dict[str, Any]
@@ -113,6 +115,7 @@ def _run_out(run: TrainingRun) -> RunOut:
     return RunOut(
         id=run.pk,
         project=run.project.slug,
+        kind=run.kind,
         trigger=run.trigger,
         status=run.status,
         progress=run.progress,
@@ -142,6 +145,7 @@ def _version_out(version: ModelVersion) -> VersionOut:
     return VersionOut(
         id=version.pk,
         number=version.number,
+        kind=version.run.kind,
         run_id=version.run_id,
         is_active=version.is_active,
         metrics=version.metrics,
@@ -152,12 +156,15 @@ def _version_out(version: ModelVersion) -> VersionOut:
 
 
 @router.post("/projects/{slug}/runs", response={202: RunOut, 400: Message, 409: RunConflict})
-def run_start(request: HttpRequest, slug: str):
-    """Queue a training run. 409 names the run already queued or running."""
+def run_start(request: HttpRequest, slug: str, kind: Literal["finetune", "head"] = "finetune"):
+    """Queue a training run (`?kind=head` for a linear head on cached features, seconds on a CPU).
+    409 names the run of that kind already queued or running."""
     require_perm(request, "rewardmodel.retrain")
     project = project_get(slug=slug)
     try:
-        run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.API, user=request.auth)
+        run = services.training_run_request(
+            project=project, trigger=TrainingRun.Trigger.API, user=request.auth, kind=kind
+        )
     except RunAlreadyActive as exc:
         return Status(409, RunConflict(detail=exc.message, run_id=exc.run.pk, status=exc.run.status))
     return Status(202, _run_out(run))

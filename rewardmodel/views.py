@@ -100,7 +100,12 @@ def runs_table(request: HttpRequest, slug: str) -> HttpResponse:
 def run_start(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(slug)
     try:
-        run = services.training_run_request(project=project, trigger=TrainingRun.Trigger.ADMIN, user=request.user)
+        run = services.training_run_request(
+            project=project,
+            trigger=TrainingRun.Trigger.ADMIN,
+            user=request.user,
+            kind=request.POST.get("kind") or TrainingRun.Kind.FINETUNE,
+        )
     except RunAlreadyActive as exc:
         messages.warning(request, f"Already running: run {exc.run.pk} is {exc.run.status}. Watch it here.")
         return redirect("rewardmodel:run-detail", run_id=exc.run.pk)

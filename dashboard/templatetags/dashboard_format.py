@@ -48,6 +48,23 @@ FLAG_TEXT = {
 
 
 @register.filter
+def ago(seconds) -> str:
+    """A duration in seconds in words, to the minute: "40 s", "2 min", "3 h 5 min", "2 days"."""
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{hours // 24} days"
+
+
+@register.filter
 def flag_text(code: str) -> str:
     return FLAG_TEXT.get(code, code.replace("_", " "))
 

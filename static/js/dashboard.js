@@ -73,16 +73,17 @@
   }
 
   function learningCurve(d) {
+    // One curve per kind of model: heads (fast, on cached features) and fine-tunes.
     var points = (d.learning_curve || []).filter(function (p) { return p.n_train != null; });
-    var xy = function (key) { return points.map(function (p) { return { x: p.n_train, y: key(p) }; }); };
+    var kinds = [["finetune", "fine-tune", BLUE], ["head", "head", ORANGE]];
+    var datasets = kinds.map(function (k) {
+      var mine = points.filter(function (p) { return (p.kind || "finetune") === k[0]; });
+      return { label: k[1] + " held-out accuracy (95% CI)", data: mine.map(function (p) { return { x: p.n_train, y: p.held_out_accuracy }; }),
+               showLine: true, borderColor: k[2], backgroundColor: k[2], errorBars: mine.map(function (p) { return p.ci; }) };
+    }).filter(function (ds) { return ds.data.length; });
     chart("chart-learning-curve", {
       type: "scatter",
-      data: {
-        datasets: [
-          { label: "held-out accuracy (95% CI)", data: xy(function (p) { return p.held_out_accuracy; }), showLine: true, borderColor: BLUE, backgroundColor: BLUE,
-            errorBars: points.map(function (p) { return p.ci; }) }
-        ]
-      },
+      data: { datasets: datasets },
       options: { scales: { x: { title: { display: true, text: "labelled training pairs" } }, y: share("held-out accuracy") } }
     });
   }

@@ -25,6 +25,7 @@ def rm_settings(settings, tmp_path):
     settings.RM_TRAIN_PRESET = "tiny"
     settings.RM_TRAIN_OVERRIDES = {}
     settings.MODEL_ARTIFACTS_DIR = tmp_path / "models"
+    settings.FEATURE_CACHE_DIR = tmp_path / "features"
     settings.RM_HEARTBEAT_SECONDS = 0.3
     # One torch thread: on a small shared CI box, more threads thrash.
     settings.RM_TORCH_THREADS = 1
@@ -109,13 +110,28 @@ def tiny_model_dirs(tmp_path_factory):
     return folders
 
 
-def make_version(project, folder, *, number: int = 1, active: bool = True, metrics: dict | None = None):
+@pytest.fixture(scope="session")
+def tiny_head_dir(tmp_path_factory):
+    """A head (kind='head') trained on the tiny preset's features, shared read-only by the tests."""
+    from preferences.records import record_to_training_pair
+    from rewardmodel.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("tiny-head") / "head"
+    pairs = [record_to_training_pair(r) for r in labelled_records(40, tie_every=0)]
+    train(TrainConfig.tiny(kind="head", output_dir=str(folder)), pairs[:32], pairs[32:])
+    return folder
+
+
+def make_version(
+    project, folder, *, number: int = 1, active: bool = True, metrics: dict | None = None, kind: str = "finetune"
+):
     """A succeeded run and its version pointing at `folder`, as a worker would record them."""
     from rewardmodel import artifacts
     from rewardmodel.models import ModelVersion, TrainingRun
 
     run = TrainingRun.objects.create(
         project=project,
+        kind=kind,
         trigger=TrainingRun.Trigger.CLI,
         status=TrainingRun.Status.SUCCEEDED,
         progress=1.0,

@@ -70,6 +70,7 @@ def worker_env(*, redis_url: str | None = None, extra: dict[str, str] | None = N
         DJANGO_SETTINGS_MODULE="config.settings",
         REDIS_URL=redis_url or os.environ["REDIS_URL"],
         MODEL_ARTIFACTS_DIR=str(settings.MODEL_ARTIFACTS_DIR),
+        FEATURE_CACHE_DIR=str(settings.FEATURE_CACHE_DIR),
         # The same retraining settings as this process (tests set them with
         # the `rm_settings` fixture: tiny preset, fast heartbeat, one thread).
         RM_TRAIN_PRESET=str(settings.RM_TRAIN_PRESET),
