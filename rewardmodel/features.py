@@ -134,6 +134,10 @@ def features_fill_request(*, project_id: int, **signal_kwargs) -> None:
         try:
             features_fill_task.apply_async(args=[project_id], queue=settings.RM_RUN_QUEUES["head"])
         except Exception as exc:  # the import must not fail because the broker is down; a head run embeds anyway
-            log.warning("Could not queue the feature fill of project %s: %s", project_id, exc)
+            log.warning(
+                "Could not queue the feature fill of project %s (%s); its next head run embeds them itself",
+                project_id,
+                exc,
+            )
 
     transaction.on_commit(send)

@@ -189,3 +189,34 @@ def test_skipping_the_unread_layers_of_the_packaged_minilm_changes_no_feature():
     start, end = seqs.response_spans[0]
     expected = hidden[start:end].mean(0).numpy()
     assert np.allclose(embedder.embed([prompt], [response])[0], expected, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(tmp_path_factory):
+    """A 2-layer random-init GPT-2 folder (with the MiniLM tokenizer: no download), as a backbone."""
+    from transformers import GPT2Config
+
+    from rewardmodel.training.config import DEFAULT_BACKBONE
+    from rewardmodel.training.model import load_tokenizer, resolve_backbone
+
+    folder = tmp_path_factory.mktemp("decoder")
+    tokenizer = load_tokenizer(resolve_backbone(DEFAULT_BACKBONE))
+    GPT2Config(vocab_size=tokenizer.vocab_size, n_layer=2, n_embd=32, n_head=2, n_positions=128).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("kind", ["head", "finetune"])
+def test_a_decoder_backbone_works_for_both_kinds(tiny_decoder, train_pairs, eval_pairs, tmp_path, kind):
+    config = TrainConfig.tiny(
+        kind=kind,
+        backbone=tiny_decoder,
+        config_overrides={},
+        feature_pooling="last",
+        output_dir=str(tmp_path / "model"),
+    )
+    result = train(config, train_pairs, eval_pairs, feature_cache=tmp_path / "cache")
+    assert result.metrics["held_out_accuracy"] is not None and len(result.eval_margins) == len(eval_pairs)
+    scorer = RewardScorer.load(tmp_path / "model", device="cpu")
+    raw, _ = scorer.score([eval_pairs[0].prompt], [eval_pairs[0].chosen])
+    assert math.isfinite(raw[0])
