@@ -56,17 +56,6 @@ def _open_train_pairs(project: Project):
     )
 
 
-def _chunks(rows, size: int):
-    chunk = []
-    for row in rows.iterator(chunk_size=size):
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def queue_order_refresh(*, project: Project, version: ModelVersion | None = None, seed: int | None = None) -> Refresh:
     """Re-rank the project's open train pairs by its strategy and its newest head (or `version`)."""
     from rewardmodel.training.acquisition import diverse_order, pair_scores, with_exploration
@@ -96,7 +85,7 @@ def queue_order_refresh(*, project: Project, version: ModelVersion | None = None
     seed = version.number if seed is None else seed
 
     ids, scores, candidates = [], [], []  # candidates: a heap of (score, pair id, position) for `diverse`
-    for chunk in _chunks(_open_train_pairs(project), CHUNK_PAIRS):
+    for chunk in features.chunked(_open_train_pairs(project).iterator(chunk_size=CHUNK_PAIRS), CHUNK_PAIRS):
         keys_a, keys_b = _side_keys(chunk)
         known = store.contains(keys_a) & store.contains(keys_b)
         if not known.any():

@@ -40,10 +40,10 @@ def project_cache_root(*, project_id: int) -> Path:
     return Path(settings.FEATURE_CACHE_DIR) / f"project-{project_id}"
 
 
-def feature_spec_for(*, project: Project):
-    """The feature spec a head of this project reads now (from its policy's train_config)."""
+def head_config_for(*, project: Project):
+    """The config a head of this project trains with now (its policy's train_config): its features' spec."""
     policy = RetrainPolicy.for_project(project)
-    return train_config_build(policy_overrides=policy.train_config, kind="head").feature_spec()
+    return train_config_build(policy_overrides=policy.train_config, kind="head")
 
 
 @contextlib.contextmanager
@@ -82,11 +82,11 @@ def features_fill(*, project: Project, chunk_pairs: int = FILL_CHUNK_PAIRS) -> F
     from rewardmodel.training.head_trainer import feature_store_for
 
     root = project_cache_root(project_id=project.pk)
-    spec = feature_spec_for(project=project)
+    config = head_config_for(project=project)
     with _fill_lock(root) as held:
         if not held:
             return FillReport(key="", embedded_sides=0, stored_sides=0, removed_stale=[], skipped=True)
-        embedder = Embedder(spec, batch_tokens=train_config_build(kind="head").embed_batch_tokens)
+        embedder = Embedder(config.feature_spec(), bf16=config.bf16, batch_tokens=config.embed_batch_tokens)
         store = feature_store_for(embedder, root)
         embedded = 0
         while True:
@@ -94,7 +94,7 @@ def features_fill(*, project: Project, chunk_pairs: int = FILL_CHUNK_PAIRS) -> F
             pairs = (
                 Pair.objects.filter(project=project).order_by("pk").values_list("prompt", "response_a", "response_b")
             )
-            for chunk in _chunks(pairs.iterator(chunk_size=chunk_pairs), chunk_pairs):
+            for chunk in chunked(pairs.iterator(chunk_size=chunk_pairs), chunk_pairs):
                 prompts = [p for p, _, _ in chunk for _side in (0, 1)]
                 responses = [r for _, a, b in chunk for r in (a, b)]
                 keys = np.array([side_key(p, r) for p, r in zip(prompts, responses)], dtype=np.int64)
@@ -115,7 +115,8 @@ def features_fill(*, project: Project, chunk_pairs: int = FILL_CHUNK_PAIRS) -> F
         return FillReport(key=embedder.key, embedded_sides=embedded, stored_sides=len(store), removed_stale=stale)
 
 
-def _chunks(rows, size: int):
+def chunked(rows, size: int):
+    """Lists of up to `size` items from an iterator, in order (itertools.batched, before Python 3.12)."""
     chunk = []
     for row in rows:
         chunk.append(row)

@@ -50,6 +50,8 @@ class Command(BaseCommand):
         parser.add_argument("--plot", help="Also draw the curves to this PNG file.")
 
     def handle(self, *args, **o) -> None:
+        # The engine loads torch: imported here, so `manage.py help` stays light.
+        from rewardmodel.training.features import Embedder, features_for
         from rewardmodel.training.head_trainer import feature_store_for
         from rewardmodel.training.simulate import Pool, run_curve, sim_pairs, summarise
 
@@ -85,13 +87,9 @@ class Command(BaseCommand):
             f"{len(records) - len(pairs)} without a decisive label)"
         )
 
-        from rewardmodel.training.features import Embedder
-
         started = time.perf_counter()
         embedder = Embedder(config.feature_spec(), bf16=config.bf16, batch_tokens=config.embed_batch_tokens)
         store = feature_store_for(embedder, Path(o["cache"]) if o["cache"] else settings.FEATURE_CACHE_DIR / "files")
-        from rewardmodel.training.features import features_for
-
         prompts = [p.prompt for p in pairs]
         both = features_for(
             prompts + prompts,
