@@ -114,11 +114,3 @@ class HeadScorer:
             return [], []
         raw = self.head.rewards(self.embedder.embed(list(prompts), list(responses))).tolist()
         return raw, [(r - self.mean) / self.std for r in raw]
-
-    def uncertainty(
-        self, prompts_a: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]
-    ) -> list[float]:
-        """The members' spread (std) of the margin r_a - r_b for each pair."""
-        prompts = list(prompts_a)
-        diff = self.embedder.embed(prompts, list(responses_a)) - self.embedder.embed(prompts, list(responses_b))
-        return self.head.member_margins(diff).std(axis=0).tolist()
