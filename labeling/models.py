@@ -147,6 +147,14 @@ class Pair(models.Model):
         default=False,
         help_text="Out of labeling and training; its votes are kept. What to do instead of deleting a voted pair.",
     )
+    gold = models.CharField(
+        max_length=1,
+        blank=True,
+        default="",
+        choices=[("a", "a"), ("b", "b")],
+        help_text="The known right answer (pair terms) of a gold pair; empty for an ordinary pair. "
+        "Gold pairs check annotators and never count in training, held-out metrics or agreement.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -161,6 +169,36 @@ class Pair(models.Model):
 
     def __str__(self) -> str:
         return f"pair {self.pk} ({self.project_id})"
+
+
+class AnnotatorStanding(models.Model):
+    """Whether an annotator is paused on a project, and the audit trail of pausing and reinstating.
+
+    Created the first time an annotator is paused. While `paused_at` is set
+    the annotator gets no pairs and their votes are left out of training;
+    an admin reinstates them with a recorded reason.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotator_standings")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="standings")
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
+    reinstated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Gold votes before this no longer count towards a pause."
+    )
+    reinstated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reinstate_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="annotator_standing_unique"),
+        ]
+
+    def __str__(self) -> str:
+        state = "paused" if self.paused_at else "active"
+        return f"{self.annotator} on {self.project_id}: {state}"
 
 
 class Assignment(models.Model):

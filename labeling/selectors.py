@@ -12,7 +12,7 @@ from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from labeling import signals, sql
-from labeling.models import Annotator, Project, Vote, VoteChange
+from labeling.models import Annotator, AnnotatorStanding, Project, Vote, VoteChange
 from lib.errors import NotFound
 
 
@@ -154,3 +154,12 @@ def annotator_own_figures(*, project: Project, user: AbstractBaseUser) -> dict:
     for _receiver, answer in signals.annotator_figures_wanted.send(sender=Project, project=project, user=user):
         figures.update(answer or {})
     return figures
+
+
+def annotator_ids_paused(*, project: Project) -> set[int]:
+    """Annotators paused on the project now: they get no pairs and their votes do not train."""
+    return set(
+        AnnotatorStanding.objects.filter(project=project, paused_at__isnull=False).values_list(
+            "annotator_id", flat=True
+        )
+    )
