@@ -38,6 +38,11 @@ Only decisive votes go into the crowd models: a tie or both-bad vote says
 nothing about which side is better. Pairs with only such votes get no p_a
 (they do not train, as under the majority rule).
 
+When every decisive vote says the same side there is nothing to fit (and
+the crowd models cannot fit one class): every model then gives each pair
+that side and scores each annotator's agreement with it (or with the answer
+on a gold pair).
+
 Every model is deterministic: the same votes in the same order give the
 same fit (MACE's random restarts use a fixed seed).
 
@@ -52,6 +57,7 @@ rule the dashboard and bench/label_quality.py both use.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -120,10 +126,12 @@ def label_model_fit(votes: Iterable[LabelVote], *, model: str, gold: Mapping[Has
     decisive = [v for v in votes if v.choice in DECISIVE]
     if not decisive:
         return LabelFit(model=model)
-    seen = {v.choice for v in decisive} | {gold[v.pair] for v in decisive if v.pair in gold}
-    if len(seen) == 1:
-        return _single_class(model, decisive, gold, seen.pop())
-    return _crowd(model, decisive, gold)
+    sides = {v.choice for v in decisive}
+    if len(sides) == 1:
+        return _single_class(model, decisive, gold, sides.pop())
+    with warnings.catch_warnings():  # crowd-kit 1.4.2 trips pandas deprecation warnings on every step
+        warnings.filterwarnings("ignore", module="crowdkit")
+        return _crowd(model, decisive, gold)
 
 
 def _majority(votes: list[LabelVote], gold: dict[Hashable, str]) -> LabelFit:
@@ -154,13 +162,17 @@ def _majority(votes: list[LabelVote], gold: dict[Hashable, str]) -> LabelFit:
 
 
 def _single_class(model: str, decisive: list[LabelVote], gold: dict[Hashable, str], label: str) -> LabelFit:
-    """Every decisive vote (and every gold answer) says the same side: nothing to estimate, all agree."""
+    """Every decisive vote says the same side: there is nothing to estimate (and the crowd models
+    cannot fit one class). Each non-gold pair gets that side; reliability is agreement with it, or with
+    the answer on a gold pair."""
     fit = LabelFit(model=model)
+    right: dict[Hashable, int] = defaultdict(int)
     for vote in decisive:
         if vote.pair not in gold:
             fit.p_a[vote.pair] = 1.0 if label == "a" else 0.0
         fit.decisive_votes[vote.annotator] = fit.decisive_votes.get(vote.annotator, 0) + 1
-        fit.reliability[vote.annotator] = 1.0
+        right[vote.annotator] += vote.choice == gold.get(vote.pair, label)
+    fit.reliability = {a: right[a] / n for a, n in fit.decisive_votes.items()}
     return fit
 
 
