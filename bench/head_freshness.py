@@ -96,7 +96,16 @@ def main() -> int:
     need = policy.head_min_new_votes
 
     logs = Path(data_dir) / "logs"
-    worker = start_worker(log_dir=logs, queues="default", redis_url=args.redis_url)
+    from config.runstack import WORKERS
+
+    spec = next(w for w in WORKERS if w.queues == "default")  # the fast worker as `make run` starts it
+    worker = start_worker(
+        log_dir=logs,
+        queues="default",
+        redis_url=args.redis_url,
+        concurrency=spec.concurrency,
+        max_tasks_per_child=spec.max_tasks_per_child,
+    )
     beat = start_beat(log_dir=logs, redis_url=args.redis_url)
     rows = []
     try:
@@ -110,14 +119,21 @@ def main() -> int:
             "the first head",
         )
         print(f"first head: run {first.pk} {first.status} ({first.error or 'ok'})")
-        voters = iter(users * 1000)
         for i in range(args.repeats):
             cast = 0
             while cast < need:
-                user = next(voters)
-                assignment = labeling_services.assignment_next(project=project, user=user)
+                assignment = None
+                for user in users:  # whoever still has pairs; a new annotator when nobody has
+                    assignment = labeling_services.assignment_next(project=project, user=user)
+                    if assignment is not None:
+                        break
                 if assignment is None:
-                    continue
+                    user = make_user(get_user_model(), f"fresh{len(users)}", "annotator")
+                    project.members.add(user)
+                    users.append(user)
+                    assignment = labeling_services.assignment_next(project=project, user=user)
+                    if assignment is None:
+                        raise SystemExit("every pair has all its votes: use fewer --repeats or --pairs N")
                 labeling_services.vote_submit(assignment_id=assignment.pk, user=user, choice="left", latency_ms=3000)
                 cast += 1
             clock = time.perf_counter()

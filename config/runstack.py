@@ -34,14 +34,18 @@ class WorkerSpec:
     name: str
     queues: str  # comma-separated, as `celery worker -Q` takes them
     concurrency: int
+    # 1: a fresh child process per task, so a fine-tune's memory goes back to the system when it ends.
+    # Short tasks reuse their child: the pool replaces an exited child only every few seconds, and with
+    # beat's 5-second tasks a child per task fell behind, keeping a head run queued for up to a minute.
+    max_tasks_per_child: int = 1
     env: dict[str, str] = field(default_factory=dict)  # on top of the stack's environment
 
 
 WORKERS = (
     # One run at a time, one child process per run (its memory is returned after).
     WorkerSpec("worker-training", "training", concurrency=1),
-    # Short jobs beside a long import; torch is not needed here, so not preloaded.
-    WorkerSpec("worker-default", "default", concurrency=2, env={"RM_PRELOAD_ENGINE": "0"}),
+    # Short jobs beside a long import, and heads (seconds): torch is preloaded for them before forking.
+    WorkerSpec("worker-default", "default", concurrency=2, max_tasks_per_child=200),
 )
 
 
@@ -104,7 +108,7 @@ def worker_command(spec: WorkerSpec) -> list[str]:
         "--concurrency",
         str(spec.concurrency),
         "--max-tasks-per-child",
-        "1",
+        str(spec.max_tasks_per_child),
         "--prefetch-multiplier",
         "1",
         "-l",

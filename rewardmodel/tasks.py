@@ -24,8 +24,9 @@ from rewardmodel.models import ModelVersion, TrainingRun
 def preload_engine(**kwargs) -> None:
     """Import torch, transformers and the engine in the worker's main process.
 
-    Each task runs in a fresh child (max tasks per child 1), forked from this
-    process: preloaded here, a run does not pay the seconds of importing them.
+    Tasks run in children forked from this process (on the training worker a
+    fresh child per run, max tasks per child 1): preloaded here, a run does not
+    pay the seconds of importing them.
     Nothing runs on a device here, so forking stays safe (CUDA starts in the child).
     """
     if settings.RM_PRELOAD_ENGINE:

@@ -138,6 +138,8 @@ def start_worker(
     env: dict[str, str] | None = None,
     flush: bool = True,
     ready_timeout: float = 90,
+    concurrency: int = 1,
+    max_tasks_per_child: int = 1,
 ) -> Process:
     """Start `celery -A config worker` and return once it is ready to take tasks."""
     url = redis_url or os.environ["REDIS_URL"]
@@ -156,9 +158,9 @@ def start_worker(
         "-n",
         nodename,
         "--concurrency",
-        "1",
+        str(concurrency),
         "--max-tasks-per-child",
-        "1",
+        str(max_tasks_per_child),
         "--prefetch-multiplier",
         "1",
         "--without-gossip",
