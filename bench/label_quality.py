@@ -28,11 +28,16 @@ Parts:
 - detection: precision and recall of `reliability_flagged` on the bad
   annotators, per label model, and a sweep of the threshold.
 - recovery: the fast head (MiniLM-L6 features, cached under
-  bench/out/features; `head.fit_head` with its defaults) trained on the
+  bench/out/features; `head.fit_head` with its defaults, the ridge chosen
+  by CV on the clean labels and then held for the noisy ones of that seed, so
+  the labels are the only difference) trained on the
   non-gold training pairs labelled (i) by the truth, (ii) by the majority of
   the noisy votes (hard), (iii) by each crowd model (soft, p_chosen), and
   scored against the truth on the held-out pairs. Recovery =
-  (acc_model - acc_majority) / (acc_clean - acc_majority).
+  (acc_model - acc_majority) / (acc_clean - acc_majority), per seed and of
+  the medians; and the same fraction for the training labels themselves
+  (label recovery: of the labels majority gets wrong, the share the model
+  gets right).
 - cost: the refit time of each model at 100k votes (synthetic: 33,334 pairs,
   2,000 annotators, 20% bad), the majority tally in the same run.
 
@@ -274,16 +279,16 @@ def features(items: list[Item]):
 def recovery(name: str, items: list[Item], seeds: int, emit: Callable[[dict], None]) -> None:
     import numpy as np
 
-    from rewardmodel.training.head import fit_head
+    from rewardmodel.training.head import RIDGE_GRID, fit_head
 
     train_idx, test_idx = split(items)
     fc, fr = features(items)
     diff = fc - fr  # chosen minus rejected: q is P(truth's chosen is better)
 
-    def held_out_accuracy(q: np.ndarray, idx: list[int], seed: int) -> float:
-        head, _ = fit_head(diff[idx], q, [items[i].prompt for i in idx], seed=seed)
+    def held_out_accuracy(q: np.ndarray, idx: list[int], seed: int, grid) -> tuple[float, float]:
+        head, fit = fit_head(diff[idx], q, [items[i].prompt for i in idx], seed=seed, grid=grid)
         margins = head.rewards(fc[test_idx]) - head.rewards(fr[test_idx])
-        return float(np.mean(margins > 0))
+        return float(np.mean(margins > 0)), fit["ridge"]
 
     for bad_fraction in (0.2, 0.4):
         acc: dict[str, list[float]] = {}
@@ -291,13 +296,15 @@ def recovery(name: str, items: list[Item], seeds: int, emit: Callable[[dict], No
         for seed in range(seeds):
             crowd = simulate(items, train_idx, bad_fraction, seed)
             trainable = [i for i in train_idx if i not in crowd.gold]
-            acc.setdefault("clean", []).append(held_out_accuracy(np.ones(len(trainable)), trainable, seed))
+            clean, ridge = held_out_accuracy(np.ones(len(trainable)), trainable, seed, RIDGE_GRID)
+            acc.setdefault("clean", []).append(clean)
             for model in LABEL_MODELS:
                 fit = label_model_fit(crowd.votes, model=model, gold=crowd.gold)
                 idx = [i for i in trainable if i in fit.p_a]
                 # P(truth's chosen is better) from P(response_a is better)
                 q = np.array([fit.p_a[i] if crowd.a_is_chosen[i] else 1.0 - fit.p_a[i] for i in idx])
-                acc.setdefault(model, []).append(held_out_accuracy(q, idx, seed))
+                # the ridge the clean labels chose, for every labelling: the comparison is of labels alone
+                acc.setdefault(model, []).append(held_out_accuracy(q, idx, seed, (ridge,))[0])
                 label_acc.setdefault(model, []).append(float(np.mean(q > 0.5)))
         out = {
             "part": "recovery",
@@ -321,6 +328,11 @@ def recovery(name: str, items: list[Item], seeds: int, emit: Callable[[dict], No
             )
             gap = medians[2] - medians[1]
             out[f"recovery_of_medians_{model}"] = round((medians[0] - medians[1]) / gap, 3) if gap > 0 else None
+            # the same fraction for the training labels themselves: of the labels majority gets wrong, how many
+            # the model gets right (the clean labels are all right)
+            out[f"label_recovery_{model}"] = summary(
+                [(m - j) / (1 - j) if j < 1 else float("nan") for m, j in zip(label_acc[model], label_acc["majority"])]
+            )
         emit(out)
 
 
