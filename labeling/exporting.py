@@ -148,9 +148,10 @@ def export_rows(
     if fmt == "votes":
         yield from _vote_rows(project, split, min_votes, chunk_size)
         return
-    columns = export_columns(project=project, fmt=fmt, label_model=label_model)
-    with_margin = columns["with_margin"] if with_margin is None else with_margin
-    with_gold = columns["with_gold"] if with_gold is None else with_gold
+    if with_margin is None or with_gold is None:
+        columns = export_columns(project=project, fmt=fmt, label_model=label_model)
+        with_margin = columns["with_margin"] if with_margin is None else with_margin
+        with_gold = columns["with_gold"] if with_gold is None else with_gold
     p_a = export_label_fit(project=project, label_model=label_model).p_a if label_model else None
     pairs = (
         _pairs(project, fmt, split, min_votes)
