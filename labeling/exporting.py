@@ -2,16 +2,34 @@
 
 Formats (`export_rows`):
 
-- ``trl``: ``{prompt, chosen, rejected, margin?}``, one row per pair whose
-  votes have a winner by the label rule (`preferences.labels`). ``margin`` is
-  the median strength of the winning side's votes; it is a column of every
-  row when any vote in the project has a strength (0 where none was given),
-  and absent otherwise, because TRL needs it on all rows or none.
+- ``trl``: ``{prompt, chosen, rejected, margin?, p_chosen?}``, one row per
+  pair whose votes have a winner by the label rule (`preferences.labels`).
+  ``margin`` is the median strength of the winning side's votes; it is a
+  column of every row when any vote in the project has a strength (0 where
+  none was given), and absent otherwise, because TRL needs it on all rows or
+  none. Gold pairs are never in it: they never train.
 - ``pairwise``: the import shape, ``{id, prompt, response_a, response_b,
-  votes: [{annotator, choice, strength, rationale}], metadata, split}``,
-  every pair (unlabeled ones with ``votes: []``), so export and re-import
-  round-trip. Imported annotators keep their names; people who voted in the
-  app appear under their pseudonym.
+  votes: [{annotator, choice, strength, rationale}], metadata, split,
+  gold?, p_chosen?}``, every pair (unlabeled ones with ``votes: []``, gold
+  pairs too), so export and re-import round-trip. ``gold`` is a column when
+  the project has gold pairs: "a" or "b" on a gold pair, null elsewhere.
+  Imported annotators keep their names; people who voted in the app appear
+  under their pseudonym.
+
+With a label model (``label_model``, one of
+`preferences.label_models.LABEL_MODELS`) the model is fitted once on every
+vote of the project (gold pairs seed it, whatever the split or min-votes
+filter), and:
+
+- trl rows are labelled by the model: chosen is the side it favours, and
+  ``p_chosen`` = P(chosen is better), in [0.5, 1]; a pair is in it when the
+  model gives it a P (crowd models: at least one a/b vote; majority: a
+  winner, so ``p_chosen`` is 1.0). ``margin`` is the median strength of the
+  votes for the chosen side.
+- pairwise rows gain ``p_chosen`` = P(response_a is better), in [0, 1]:
+  pairwise rows have no chosen side, so the column holds the probability
+  that response_a is the one to choose. It is null where the model gives no
+  P (no a/b vote, or a gold pair).
 - ``votes``: one row per vote with a pseudonymous annotator id (a keyed
   HMAC of the annotator's id with SECRET_KEY: stable across exports,
   meaningless without the key), the side shown on the left, the choice,
@@ -25,6 +43,7 @@ the project.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -35,7 +54,8 @@ from labeling.models import Pair, Project, Vote
 from labeling.pseudonyms import annotator_pseudonym
 from lib.errors import InvalidInput
 from preferences import writers
-from preferences.records import ImportedVote, PreferenceRecord, record_to_training_pair
+from preferences.label_models import LABEL_MODELS, LabelVote, label_model_fit
+from preferences.records import ImportedVote, PreferenceRecord, record_to_training_pair, soft_training_pair
 
 EXPORT_FORMATS = ("trl", "pairwise", "votes")
 SPLITS = ("all", "train", "test")
@@ -60,13 +80,40 @@ class ExportSummary:
 # --------------------------------------------------------------------------- #
 # Rows
 # --------------------------------------------------------------------------- #
-def export_validate_options(*, fmt: str, split: str, min_votes: int) -> None:
+def export_validate_options(*, fmt: str, split: str, min_votes: int, label_model: str | None = None) -> None:
     if fmt not in EXPORT_FORMATS:
         raise ExportFailed(f"unknown format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     if split not in SPLITS:
         raise ExportFailed(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if min_votes < 0:
         raise ExportFailed("min-votes cannot be negative")
+    if label_model is not None:
+        if label_model not in LABEL_MODELS:
+            raise ExportFailed(f"unknown label model {label_model!r}; expected one of {', '.join(LABEL_MODELS)}")
+        if fmt == "votes":
+            raise ExportFailed("a label model labels pairs: use it with the trl or pairwise format")
+
+
+def export_columns(*, project: Project, fmt: str, label_model: str | None = None) -> dict[str, bool]:
+    """Which optional columns an export has: {with_margin, with_gold, with_p_chosen} (module docstring)."""
+    return {
+        "with_margin": fmt == "trl" and export_has_margin(project=project),
+        "with_gold": fmt == "pairwise" and Pair.objects.filter(project=project).exclude(gold="").exists(),
+        "with_p_chosen": fmt != "votes" and label_model is not None,
+    }
+
+
+def export_label_fit(*, project: Project, label_model: str):
+    """The label model fitted on every vote of the project, gold pairs' answers seeding it."""
+    votes = (
+        LabelVote(pair, annotator, choice)
+        for pair, annotator, choice in Vote.objects.filter(project=project)
+        .order_by("id")
+        .values_list("pair_id", "annotator_id", "choice")
+        .iterator(chunk_size=DEFAULT_CHUNK)
+    )
+    gold = dict(Pair.objects.filter(project=project).exclude(gold="").values_list("id", "gold"))
+    return label_model_fit(votes, model=label_model, gold=gold)
 
 
 def export_has_margin(*, project: Project) -> bool:
@@ -89,27 +136,42 @@ def export_rows(
     min_votes: int = 0,
     chunk_size: int = DEFAULT_CHUNK,
     with_margin: bool | None = None,
+    with_gold: bool | None = None,
+    label_model: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The export's rows, oldest pair (or vote) first, read in chunks."""
-    export_validate_options(fmt=fmt, split=split, min_votes=min_votes)
+    """The export's rows, oldest pair (or vote) first, read in chunks.
+
+    `with_margin` and `with_gold` default to `export_columns`; with a
+    `label_model` rows carry ``p_chosen`` (module docstring).
+    """
+    export_validate_options(fmt=fmt, split=split, min_votes=min_votes, label_model=label_model)
     if fmt == "votes":
         yield from _vote_rows(project, split, min_votes, chunk_size)
         return
-    if fmt == "trl" and with_margin is None:
-        with_margin = export_has_margin(project=project)
+    if with_margin is None or with_gold is None:
+        columns = export_columns(project=project, fmt=fmt, label_model=label_model)
+        with_margin = columns["with_margin"] if with_margin is None else with_margin
+        with_gold = columns["with_gold"] if with_gold is None else with_gold
+    p_a = export_label_fit(project=project, label_model=label_model).p_a if label_model else None
     pairs = (
         _pairs(project, fmt, split, min_votes)
-        .values("id", "prompt", "response_a", "response_b", "external_id", "metadata", "split")
+        .values("id", "prompt", "response_a", "response_b", "external_id", "metadata", "split", "gold")
         .iterator(chunk_size=chunk_size)
     )
     while chunk := list(islice(pairs, chunk_size)):
         votes = _votes_by_pair([p["id"] for p in chunk])
         for pair in chunk:
-            row = (
-                _trl_row(pair, votes.get(pair["id"], []), with_margin)
-                if fmt == "trl"
-                else _pairwise_row(pair, votes.get(pair["id"], []))
-            )
+            pair_votes = votes.get(pair["id"], [])
+            if fmt == "pairwise":
+                row = _pairwise_row(pair, pair_votes)
+                if with_gold:
+                    row["gold"] = pair["gold"] or None
+                if p_a is not None:
+                    row["p_chosen"] = p_a.get(pair["id"])
+            elif p_a is not None:
+                row = _trl_row_soft(pair, pair_votes, p_a.get(pair["id"]), with_margin)
+            else:
+                row = _trl_row(pair, pair_votes, with_margin)
             if row is not None:
                 yield row
 
@@ -120,6 +182,8 @@ def _pairs(project: Project, fmt: str, split: str, min_votes: int):
         pairs = pairs.filter(split=split)
     if min_votes or fmt == "trl":  # a pair with no votes has no majority
         pairs = pairs.filter(vote_count__gte=max(min_votes, 1 if fmt == "trl" else 0))
+    if fmt == "trl":
+        pairs = pairs.filter(gold="")  # gold pairs never train
     return pairs.order_by("id")
 
 
@@ -186,6 +250,20 @@ def _trl_row(pair: dict, votes: list[dict], with_margin: bool) -> dict[str, Any]
     return row
 
 
+def _trl_row_soft(pair: dict, votes: list[dict], p_a: float | None, with_margin: bool) -> dict[str, Any] | None:
+    """A trl row labelled by a label model's P(response_a is better); None when it gives none."""
+    if p_a is None:
+        return None
+    training = soft_training_pair(pair["prompt"], pair["response_a"], pair["response_b"], p_a)
+    row: dict[str, Any] = {"prompt": training.prompt, "chosen": training.chosen, "rejected": training.rejected}
+    if with_margin:
+        side = "a" if p_a >= 0.5 else "b"
+        strengths = [v["strength"] for v in votes if v["choice"] == side and v["strength"]]
+        row["margin"] = float(statistics.median_low(strengths)) if strengths else 0.0
+    row["p_chosen"] = training.p_chosen
+    return row
+
+
 def _vote_rows(project: Project, split: str, min_votes: int, chunk_size: int) -> Iterator[dict[str, Any]]:
     rows = (
         _votes(project, split, min_votes)
@@ -230,9 +308,10 @@ def export_to_path(
     min_votes: int = 0,
     overwrite: bool = False,
     on_progress: ProgressCallback | None = None,
+    label_model: str | None = None,
 ) -> ExportSummary:
     """Write an export file (or save_to_disk folder), atomically: a temp name, then a rename."""
-    export_validate_options(fmt=fmt, split=split, min_votes=min_votes)
+    export_validate_options(fmt=fmt, split=split, min_votes=min_votes, label_model=label_model)
     path = Path(path)
     try:
         writers.file_kind(path)
@@ -242,13 +321,21 @@ def export_to_path(
         raise ExportFailed(f"{path} exists; pass --force to replace it")
     if not path.parent.is_dir():
         raise ExportFailed(f"{path.parent} is not a folder")
-    with_margin = fmt == "trl" and export_has_margin(project=project)
+    columns = export_columns(project=project, fmt=fmt, label_model=label_model)
     total = export_count(project=project, fmt=fmt, split=split, min_votes=min_votes)
     counter = _Counter(total, on_progress)
     rows = counter.wrap(
-        export_rows(project=project, fmt=fmt, split=split, min_votes=min_votes, with_margin=with_margin)
+        export_rows(
+            project=project,
+            fmt=fmt,
+            split=split,
+            min_votes=min_votes,
+            with_margin=columns["with_margin"],
+            with_gold=columns["with_gold"],
+            label_model=label_model,
+        )
     )
-    writers.rows_write(rows, path, fmt=fmt, with_margin=with_margin)
+    writers.rows_write(rows, path, fmt=fmt, **columns)
     return ExportSummary(rows=counter.n, path=str(path))
 
 

@@ -30,6 +30,7 @@ from labeling import exporting, import_jobs, selectors
 from lib.errors import NotFound, ServiceError
 from preferences import writers
 from preferences.formats import FORMATS
+from preferences.label_models import LABEL_MODELS
 from preferences.readers import UPLOAD_SUFFIXES
 
 # Room for the multipart boundaries and the small form fields around the file.
@@ -251,6 +252,7 @@ def project_export(request: HttpRequest, slug: str) -> HttpResponse:
             "formats": exporting.EXPORT_FORMATS,
             "splits": exporting.SPLITS,
             "file_types": EXPORT_FILE_TYPES,
+            "label_models": LABEL_MODELS,
         },
     )
 
@@ -263,9 +265,10 @@ def project_export_download(request: HttpRequest, slug: str) -> HttpResponse:
     fmt = request.GET.get("format", "")
     split = request.GET.get("split", "all")
     file_type = request.GET.get("file_type", "jsonl")
+    label_model = request.GET.get("label_model") or None
     try:
         min_votes = int(request.GET.get("min_votes") or 0)
-        exporting.export_validate_options(fmt=fmt, split=split, min_votes=min_votes)
+        exporting.export_validate_options(fmt=fmt, split=split, min_votes=min_votes, label_model=label_model)
         if file_type not in EXPORT_FILE_TYPES:
             raise exporting.ExportFailed(f"file_type must be one of {', '.join(EXPORT_FILE_TYPES)}")
     except ValueError:
@@ -273,12 +276,20 @@ def project_export_download(request: HttpRequest, slug: str) -> HttpResponse:
     except exporting.ExportFailed as exc:
         return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
     name = f"{project.slug}-{fmt}-{split}.{file_type}"
-    with_margin = fmt == "trl" and exporting.export_has_margin(project=project)
-    rows = exporting.export_rows(project=project, fmt=fmt, split=split, min_votes=min_votes, with_margin=with_margin)
+    columns = exporting.export_columns(project=project, fmt=fmt, label_model=label_model)
+    rows = exporting.export_rows(
+        project=project,
+        fmt=fmt,
+        split=split,
+        min_votes=min_votes,
+        with_margin=columns["with_margin"],
+        with_gold=columns["with_gold"],
+        label_model=label_model,
+    )
     if file_type == "parquet":
-        return _parquet_download(rows, name, fmt=fmt, with_margin=with_margin)
+        return _parquet_download(rows, name, fmt=fmt, columns=columns)
     if file_type == "csv":
-        body = writers.csv_chunks(rows, writers.columns_of(fmt=fmt, with_margin=with_margin))
+        body = writers.csv_chunks(rows, writers.columns_of(fmt=fmt, **columns))
         content_type = "text/csv; charset=utf-8"
     else:
         body = writers.jsonl_chunks(rows)
@@ -288,11 +299,11 @@ def project_export_download(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
-def _parquet_download(rows, name: str, *, fmt: str, with_margin: bool) -> FileResponse:
+def _parquet_download(rows, name: str, *, fmt: str, columns: dict[str, bool]) -> FileResponse:
     fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=settings.VAR_DIR)
     os.close(fd)
     try:
-        writers.write_parquet(rows, Path(tmp), fmt=fmt, with_margin=with_margin)
+        writers.write_parquet(rows, Path(tmp), fmt=fmt, **columns)
         fh = open(tmp, "rb")
     finally:
         os.unlink(tmp)  # the open handle keeps the data until the response is sent

@@ -16,10 +16,15 @@ Shapes accepted (`fmt`):
     * conversational: the same keys holding lists of ``{role, content}``
   Each row carries one vote, from the annotator ``"imported"``, for the
   chosen side. ``response_a`` is the chosen response here; the importer
-  shuffles sides before storing.
+  shuffles sides before storing. With ``gold=True`` every row is a gold
+  pair whose answer is the chosen side (``record.gold == "a"`` before the
+  shuffle).
 - ``pairwise``: ``{"prompt", "response_a", "response_b", "id"?,
   "votes"?: [{"annotator", "choice": a|b|tie|both_bad, "strength"?, "rationale"?}],
-  "metadata"?}``; the export shape of this project, so it round-trips.
+  "metadata"?, "gold"?: a|b}``; the export shape of this project, so it
+  round-trips. ``gold`` marks a gold pair and names its right answer
+  (empty or null: not a gold pair). An export's ``p_chosen`` and ``split``
+  are accepted and not read.
 - ``pandalm``: the PandaLM human test set: ``{idx, instruction, input,
   response1, response2, annotator1..3}`` with 0 = tie, 1 = response1,
   2 = response2.
@@ -34,6 +39,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from collections.abc import Iterator
@@ -205,14 +211,26 @@ def detect_format(row: dict) -> str:
     )
 
 
-def parse_row(row: Any, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_CHARS) -> PreferenceRecord:
-    """Validate one row and normalise it into a `PreferenceRecord`."""
+def parse_row(
+    row: Any, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_CHARS, gold: bool = False
+) -> PreferenceRecord:
+    """Validate one row and normalise it into a `PreferenceRecord`.
+
+    `gold` marks a TRL row as a gold pair with the chosen side as its answer;
+    other shapes carry their own answer (pairwise ``gold``), so it is an
+    error for them.
+    """
     if not isinstance(row, dict):
         raise RowError("row", f"must be a JSON object, got {type(row).__name__}")
     if fmt == "auto":
         fmt = detect_format(row)
+    if gold and fmt != "trl":
+        raise RowError(
+            "gold", f"marking every row gold applies to trl rows, not {fmt}: pairwise rows carry a gold field"
+        )
     if fmt == "trl":
-        return _parse_trl(row, max_chars)
+        record = _parse_trl(row, max_chars)
+        return dataclasses.replace(record, gold="a") if gold else record
     if fmt == "pairwise":
         return _parse_pairwise(row, max_chars)
     if fmt == "pandalm":
@@ -322,6 +340,11 @@ def _parse_pairwise(row: dict, max_chars: int) -> PreferenceRecord:
         if "\x00" in rationale or len(rationale) > max_chars:
             raise RowError(f"{label}.rationale", "contains a NUL byte or is over the length limit")
         votes.append(ImportedVote(annotator, choice, strength, rationale.strip()))
+    gold = row.get("gold")
+    if gold == "":
+        gold = None
+    if gold is not None and gold not in ("a", "b"):
+        raise RowError("gold", f"must be a or b (the right answer of a gold pair), got {gold!r}")
     return PreferenceRecord(
         prompt=prompt,
         response_a=a,
@@ -329,6 +352,7 @@ def _parse_pairwise(row: dict, max_chars: int) -> PreferenceRecord:
         votes=tuple(votes),
         external_id=_external_id(row, "id"),
         metadata=_metadata(row),
+        gold=gold,
     )
 
 

@@ -68,7 +68,7 @@ LABEL_MODELS = ("majority", "dawid_skene", "mace", "glad")  # snake-case names u
 
 # The flag rule (`reliability_flagged`); tuned with bench/label_quality.py (bench/RESULTS.md).
 MIN_VOTES_FOR_FLAG = 20
-UNRELIABLE_BELOW = 0.75
+UNRELIABLE_BELOW = 0.72
 
 DECISIVE = ("a", "b")
 _CODE = {"a": 0, "b": 1}  # the crowd models see integer labels: 0 = a, 1 = b

@@ -45,7 +45,7 @@ PARQUET_BATCH_BYTES = 16 * 1024 * 1024
 PARQUET_MAX_ROW_GROUP_BYTES = 1024 * 1024 * 1024
 # CSV cells that may hold a pandalm label or a TRL margin as text.
 _INT_COLUMNS = ("annotator1", "annotator2", "annotator3")
-_OPTIONAL_COLUMNS = ("id", "idx", "margin", *JSON_COLUMNS, *_INT_COLUMNS)
+_OPTIONAL_COLUMNS = ("id", "idx", "margin", "gold", "p_chosen", *JSON_COLUMNS, *_INT_COLUMNS)
 _MESSAGE_COLUMNS = ("prompt", "chosen", "rejected")
 
 Rows = Iterator[tuple[int, Any]]

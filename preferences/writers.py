@@ -25,12 +25,20 @@ from preferences.tabular import JSON_COLUMNS, csv_neutralise, json_cell
 ROW_GROUP_ROWS = 10_000
 
 
-def columns_of(*, fmt: str, with_margin: bool = False) -> list[str]:
-    """The columns of an export format's rows, in file order."""
+def columns_of(
+    *, fmt: str, with_margin: bool = False, with_gold: bool = False, with_p_chosen: bool = False
+) -> list[str]:
+    """The columns of an export format's rows, in file order.
+
+    The optional ones: trl's ``margin`` and ``p_chosen``, pairwise's ``gold``
+    and ``p_chosen`` (see labeling.exporting for when each is present).
+    """
     if fmt == "trl":
-        return ["prompt", "chosen", "rejected"] + (["margin"] if with_margin else [])
+        return ["prompt", "chosen", "rejected"] + (["margin"] if with_margin else []) + extra_columns(with_p_chosen)
     if fmt == "pairwise":
-        return ["id", "prompt", "response_a", "response_b", "votes", "metadata", "split"]
+        return ["id", "prompt", "response_a", "response_b", "votes", "metadata", "split"] + extra_columns(
+            with_p_chosen, with_gold
+        )
     return [
         "pair_id",
         "pair_external_id",
@@ -43,6 +51,10 @@ def columns_of(*, fmt: str, with_margin: bool = False) -> list[str]:
         "created_at",
         "split",
     ]
+
+
+def extra_columns(with_p_chosen: bool, with_gold: bool = False) -> list[str]:
+    return (["gold"] if with_gold else []) + (["p_chosen"] if with_p_chosen else [])
 
 
 def jsonl_chunks(rows: Iterable[dict]) -> Iterator[bytes]:
@@ -74,7 +86,7 @@ def _csv_cell(key: str, value: Any) -> str:
     return str(value)
 
 
-def parquet_schema(*, fmt: str, with_margin: bool = False):
+def parquet_schema(*, fmt: str, with_margin: bool = False, with_gold: bool = False, with_p_chosen: bool = False):
     import pyarrow as pa
 
     text = pa.string()
@@ -106,17 +118,26 @@ def parquet_schema(*, fmt: str, with_margin: bool = False):
             ("created_at", text),
             ("split", text),
         ]
+    if fmt != "votes":
+        types = {"gold": text, "p_chosen": pa.float64()}
+        fields += [(name, types[name]) for name in extra_columns(with_p_chosen, with_gold and fmt == "pairwise")]
     return pa.schema(fields)
 
 
 def write_parquet(
-    rows: Iterable[dict], path: Path, *, fmt: str, with_margin: bool = False, row_group_rows: int = ROW_GROUP_ROWS
+    rows: Iterable[dict],
+    path: Path,
+    *,
+    fmt: str,
+    with_margin: bool = False,
+    row_group_rows: int = ROW_GROUP_ROWS,
+    **columns: bool,
 ) -> int:
-    """Rows to a parquet file, one row group per `row_group_rows` rows."""
+    """Rows to a parquet file, one row group per `row_group_rows` rows; `columns`: with_gold, with_p_chosen."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = parquet_schema(fmt=fmt, with_margin=with_margin)
+    schema = parquet_schema(fmt=fmt, with_margin=with_margin, **columns)
     n = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         group: list[dict] = []
@@ -148,8 +169,11 @@ def file_kind(path: Path) -> str:
     )
 
 
-def rows_write(rows: Iterable[dict], path: str | Path, *, fmt: str, with_margin: bool = False) -> None:
-    """Write rows to `path` (its kind from its name, `file_kind`) atomically: a temp name, then a rename."""
+def rows_write(rows: Iterable[dict], path: str | Path, *, fmt: str, with_margin: bool = False, **columns: bool) -> None:
+    """Write rows to `path` (its kind from its name, `file_kind`) atomically: a temp name, then a rename.
+
+    `columns` switches on optional columns (`columns_of`): with_gold, with_p_chosen.
+    """
     path = Path(path)
     kind = file_kind(path)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
@@ -159,11 +183,11 @@ def rows_write(rows: Iterable[dict], path: str | Path, *, fmt: str, with_margin:
         elif kind == "jsonl.gz":
             _write_chunks(jsonl_chunks(rows), gzip.open(staged, "wb", compresslevel=6))
         elif kind == "csv":
-            _write_chunks(csv_chunks(rows, columns_of(fmt=fmt, with_margin=with_margin)), open(staged, "wb"))
+            _write_chunks(csv_chunks(rows, columns_of(fmt=fmt, with_margin=with_margin, **columns)), open(staged, "wb"))
         elif kind == "parquet":
-            write_parquet(rows, staged, fmt=fmt, with_margin=with_margin)
+            write_parquet(rows, staged, fmt=fmt, with_margin=with_margin, **columns)
         else:
-            _save_to_disk(rows, staged, Path(tmp), fmt=fmt, with_margin=with_margin)
+            _save_to_disk(rows, staged, Path(tmp), fmt=fmt, with_margin=with_margin, **columns)
         _replace(staged, path)
 
 
@@ -173,13 +197,15 @@ def _write_chunks(chunks: Iterator[bytes], fh) -> None:
             fh.write(chunk)
 
 
-def _save_to_disk(rows: Iterator[dict], staged: Path, tmp: Path, *, fmt: str, with_margin: bool) -> int:
+def _save_to_disk(
+    rows: Iterator[dict], staged: Path, tmp: Path, *, fmt: str, with_margin: bool, **columns: bool
+) -> int:
     """A datasets folder, built from a parquet file so memory stays bounded."""
     import datasets
 
     datasets.disable_progress_bars()  # the export's own progress is reported; these would be noise
     parquet = tmp / "rows.parquet"
-    n = write_parquet(rows, parquet, fmt=fmt, with_margin=with_margin)
+    n = write_parquet(rows, parquet, fmt=fmt, with_margin=with_margin, **columns)
     dataset = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(tmp / "cache"))
     dataset.save_to_disk(str(staged))
     del dataset

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from preferences import readers
-from preferences.formats import RowError
+from preferences.formats import RowError, parse_row
 from preferences.readers import ReadError, source_from_path
 
 ROWS = [
@@ -230,3 +230,41 @@ def test_truncated_gzip_is_a_read_error(tmp_path):
     # when / then
     with pytest.raises(ReadError, match="ends early"):
         rows_of(path)
+
+
+# --------------------------------------------------------------------------- #
+# Gold pairs: the pairwise gold field, and trl rows marked gold
+# --------------------------------------------------------------------------- #
+PAIRWISE = {"prompt": "Q?", "response_a": "A", "response_b": "B"}
+
+
+@pytest.mark.parametrize(("value", "gold"), [("a", "a"), ("b", "b"), (None, None), ("", None)])
+def test_pairwise_gold_field_names_the_answer(value, gold):
+    record = parse_row({**PAIRWISE, "gold": value, "p_chosen": 0.7}, "pairwise")
+    assert record.gold == gold
+    assert record.swapped().gold == {"a": "b", "b": "a"}.get(gold)
+
+
+@pytest.mark.parametrize("value", ["A", "tie", "left", 1, True, ["a"]])
+def test_a_bad_gold_field_is_a_row_error_naming_it(value):
+    with pytest.raises(RowError) as info:
+        parse_row({**PAIRWISE, "gold": value}, "pairwise")
+    assert info.value.field == "gold" and "must be a or b" in str(info.value)
+
+
+def test_trl_rows_marked_gold_have_chosen_as_the_answer():
+    row = {"prompt": "Q?", "chosen": "good", "rejected": "bad"}
+    assert parse_row(row).gold is None
+    record = parse_row(row, gold=True)
+    assert (record.response_a, record.gold) == ("good", "a")
+    assert record.swapped().gold == "b" and record.swapped().response_b == "good"  # sides shuffled, answer follows
+    with pytest.raises(RowError) as info:
+        parse_row(PAIRWISE, gold=True)
+    assert info.value.field == "gold"
+
+
+def test_csv_gold_and_p_chosen_cells_read_back(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text("prompt,response_a,response_b,gold,p_chosen\r\nQ1,A,B,b,0.25\r\nQ2,A,B,,\r\n", encoding="utf-8")
+    records = [parse_row(row) for _, row in source_from_path(path)]
+    assert [r.gold for r in records] == ["b", None]

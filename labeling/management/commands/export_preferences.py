@@ -1,4 +1,4 @@
-"""python manage.py export_preferences --project SLUG --format trl|votes|pairwise -o PATH
+"""python manage.py export_preferences --project SLUG --format trl|votes|pairwise -o PATH [--label-model NAME]
 
 PATH ends in .jsonl, .jsonl.gz, .csv or .parquet, or is a folder name
 without a suffix, written with datasets' save_to_disk. The last line on
@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.exporting import EXPORT_FORMATS, SPLITS, ExportFailed, export_to_path
 from labeling.models import Project
+from preferences.label_models import LABEL_MODELS
 
 
 class Command(BaseCommand):
@@ -23,6 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=EXPORT_FORMATS, required=True)
         parser.add_argument("--split", choices=SPLITS, default="all")
         parser.add_argument("--min-votes", type=int, default=0, help="Only pairs with at least N votes.")
+        parser.add_argument(
+            "--label-model",
+            choices=LABEL_MODELS,
+            default=None,
+            help="Label pairs with this model and add a p_chosen column (trl: P(chosen better); "
+            "pairwise: P(response_a better)). See docs/label_quality.md.",
+        )
         parser.add_argument("-o", "--output", required=True, metavar="PATH")
         parser.add_argument("--force", action="store_true", help="Replace PATH if it exists.")
         parser.add_argument("--no-progress", action="store_true")
@@ -59,6 +67,7 @@ class Command(BaseCommand):
                 min_votes=options["min_votes"],
                 overwrite=options["force"],
                 on_progress=progress,
+                label_model=options["label_model"],
             )
         except ExportFailed as exc:
             raise CommandError(exc.message) from None
