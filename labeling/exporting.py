@@ -52,6 +52,7 @@ from typing import Any
 
 from labeling.models import Pair, Project, Vote
 from labeling.pseudonyms import annotator_pseudonym
+from labeling.selectors import annotator_ids_paused
 from lib.errors import InvalidInput
 from preferences import writers
 from preferences.label_models import LABEL_MODELS, LabelVote, label_model_fit
@@ -104,10 +105,16 @@ def export_columns(*, project: Project, fmt: str, label_model: str | None = None
 
 
 def export_label_fit(*, project: Project, label_model: str):
-    """The label model fitted on every vote of the project, gold pairs' answers seeding it."""
+    """The label model fitted on the project's votes, gold pairs' answers seeding it.
+
+    As for training (rewardmodel.snapshot), the votes of annotators paused on
+    the project now are left out: the export's labels are the ones a run would train on.
+    """
+    paused = annotator_ids_paused(project=project)
     votes = (
         LabelVote(pair, annotator, choice)
         for pair, annotator, choice in Vote.objects.filter(project=project)
+        .exclude(annotator_id__in=paused)
         .order_by("id")
         .values_list("pair_id", "annotator_id", "choice")
         .iterator(chunk_size=DEFAULT_CHUNK)

@@ -171,3 +171,33 @@ def test_the_download_takes_a_label_model(project, client, admin_user):
     assert len(rows) == 10 and all("p_chosen" in r and "gold" in r for r in rows)
     assert client.get(url, {**options, "label_model": "nope"}).status_code == 400
     assert b"dawid_skene" in client.get(reverse("project-export", args=["lm"])).content
+
+
+def test_a_paused_annotators_votes_do_not_label_the_export(project):
+    from django.utils import timezone
+
+    from labeling.models import Annotator, AnnotatorStanding
+
+    # given r1 and r2, careful, and r3, who always says the opposite: 2-1 on every pair
+    assert len(list(export_rows(project=project, fmt="trl", label_model="majority"))) == 7
+    # when r1 is paused on the project
+    r1 = Annotator.objects.get(external_id="r1")
+    AnnotatorStanding.objects.create(project=project, annotator=r1, paused_at=timezone.now(), pause_reason="test")
+    # then the label fit sees only r2 and r3, as a training run would: 1-1 everywhere, no pair has a label
+    assert list(export_rows(project=project, fmt="trl", label_model="majority")) == []
+    # and the fit of any model leaves r1 out
+    rows = list(export_rows(project=project, fmt="trl", label_model="dawid_skene"))
+    votes = [
+        LabelVote(pair, annotator, choice)
+        for pair, annotator, choice in Vote.objects.filter(project=project)
+        .exclude(annotator=r1)
+        .order_by("id")
+        .values_list("pair_id", "annotator_id", "choice")
+    ]
+    gold = dict(Pair.objects.filter(project=project).exclude(gold="").values_list("id", "gold"))
+    p_a = label_model_fit(votes, model="dawid_skene", gold=gold).p_a
+    ids = pair_ids(project)
+    assert rows
+    for row in rows:
+        p = p_a[ids[f"e{int(row['prompt'].split()[1][:-1])}"]]
+        assert row["p_chosen"] == pytest.approx(max(p, 1 - p))
