@@ -193,12 +193,16 @@ def proportion_with_ci(k: int, n: int) -> dict:
     return {"value": k / n if n else None, "ci": [lo, hi], "n": n}
 
 
-def annotator_gold_counts(*, project: Project, annotator_id: int, since: datetime | None = None) -> tuple[int, int]:
-    """(right, answered) over the annotator's votes on the project's gold pairs, cast after `since` if given.
-    A tie or both-bad vote is an answer, and not a right one."""
+def annotator_gold_counts(
+    *, project: Project, annotator_id: int, since: datetime | None = None, before: datetime | None = None
+) -> tuple[int, int]:
+    """(right, answered) over the annotator's votes on the project's gold pairs, cast after `since`
+    and before `before` where given. A tie or both-bad vote is an answer, and not a right one."""
     votes = Vote.objects.filter(project=project, annotator_id=annotator_id).exclude(pair__gold="")
     if since is not None:
         votes = votes.filter(created_at__gt=since)
+    if before is not None:
+        votes = votes.filter(created_at__lt=before)
     row = votes.aggregate(n=Count("id"), right=Count("id", filter=Q(choice=F("pair__gold"))))
     return row["right"], row["n"]
 
@@ -251,3 +255,15 @@ def project_contact_text(*, project: Project) -> str:
     if not names:
         return "the project's administrators"
     return "an administrator of the project (" + ", ".join(names) + ")"
+
+
+def annotators_paused_count(*, project: Project) -> int:
+    return AnnotatorStanding.objects.filter(project=project, paused_at__isnull=False).count()
+
+
+def annotator_by_username(*, username: str) -> Annotator:
+    field = get_user_model().USERNAME_FIELD
+    annotator = Annotator.objects.filter(**{f"user__{field}": username}).select_related("user").first()
+    if annotator is None:
+        raise NotFound(f"No annotator named {username}.")
+    return annotator
