@@ -361,3 +361,25 @@ def test_repeats_and_gold_stay_out_of_the_label_counts(project, annotator_user):
     lease = services.assignment_next(project=project, user=annotator_user)
     services.vote_submit(assignment_id=lease.pk, user=annotator_user, choice="right")
     assert sum(Pair.objects.values_list("vote_count", flat=True)) == total == Vote.objects.count()
+
+
+def test_gold_pick_walks_its_own_partial_index_on_postgresql(project, annotator_user):
+    # The gold pick reads the project's gold pairs only, in order, whatever the number of ordinary pairs.
+    import json
+
+    from django.db import connection
+
+    from labeling import sql
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's plan")
+    services.pairs_import_batch(project=project, records=make_records(3000), shuffle_sides=False)
+    _gold_pairs(project, 30)
+    params = {"project": project.pk, "k": 3, "annotator": 1, "left": "a", "served": timezone.now()}
+    params["expires"] = params["served"]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE labeling_pair")
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql.LEASE_STATEMENTS_POSTGRESQL["gold"], params)
+        plan = json.dumps(cursor.fetchone()[0])
+    assert "pair_gold_queue_idx" in plan, plan
+    assert '"Node Type": "Sort"' not in plan, plan
