@@ -116,6 +116,8 @@ def export_rows(
 
 def _pairs(project: Project, fmt: str, split: str, min_votes: int):
     pairs = Pair.objects.filter(project=project)
+    if fmt == "trl":  # gold pairs check annotators; they are no training data
+        pairs = pairs.filter(gold="")
     if split != "all":
         pairs = pairs.filter(split=split)
     if min_votes or fmt == "trl":  # a pair with no votes has no majority

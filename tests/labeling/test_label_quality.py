@@ -383,3 +383,18 @@ def test_gold_pick_walks_its_own_partial_index_on_postgresql(project, annotator_
         plan = json.dumps(cursor.fetchone()[0])
     assert "pair_gold_queue_idx" in plan, plan
     assert '"Node Type": "Sort"' not in plan, plan
+
+
+def test_gold_pairs_are_never_in_a_trl_export(project, annotator_user):
+    from labeling import exporting
+
+    # given voted ordinary pairs and a voted gold pair
+    services.pairs_import_batch(project=project, records=make_records(3, votes=1), shuffle_sides=False)
+    _gold_pairs(project, 2)
+    _rates(project, gold=100)
+    _answer_gold(project, annotator_user, 2, wrong=False)
+    # when the project is exported as TRL, then only the ordinary pairs are in it
+    rows = list(exporting.export_rows(project=project, fmt="trl"))
+    assert len(rows) == 3 and all(not r["prompt"].startswith("check") for r in rows)
+    # while the pairwise export keeps every pair (it round-trips)
+    assert len(list(exporting.export_rows(project=project, fmt="pairwise"))) == 5
