@@ -3,7 +3,9 @@
 - `PreferenceRecord`: one pair as a file holds it, with its votes
   (`ImportedVote`, in pair terms: a = response_a).
 - `TrainingPair`: what the trainer consumes, a prompt with a chosen and a
-  rejected response, labelled by the one label rule (`preferences.labels`).
+  rejected response, labelled by the one label rule (`preferences.labels`),
+  or by a label model (`preferences.label_models`) with a soft label
+  `p_chosen` (`soft_training_pair`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class PreferenceRecord:
     votes: tuple[ImportedVote, ...] = ()
     external_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    gold: str | None = None  # "a" or "b" on a gold pair (its known answer, in pair terms); None otherwise
 
     def swapped(self) -> PreferenceRecord:
         """The same record with its responses (and its votes) the other way round."""
@@ -46,6 +49,7 @@ class PreferenceRecord:
             ),
             external_id=self.external_id,
             metadata=self.metadata,
+            gold=flip.get(self.gold, self.gold),
         )
 
 
@@ -58,6 +62,8 @@ class TrainingPair:
     rejected: str
     strength: int | None = None  # 1-3 when annotators gave one; feeds the margin
     pair_id: str | None = None
+    # P(chosen is better), in [0.5, 1], from a label model; None is a hard label (1.0).
+    p_chosen: float | None = None
 
 
 def record_to_training_pair(record: PreferenceRecord) -> TrainingPair | None:
@@ -74,3 +80,25 @@ def record_to_training_pair(record: PreferenceRecord) -> TrainingPair | None:
         (record.response_a, record.response_b) if winner == "a" else (record.response_b, record.response_a)
     )
     return TrainingPair(record.prompt, chosen, rejected, strength, record.external_id)
+
+
+def soft_training_pair(
+    prompt: str,
+    response_a: str,
+    response_b: str,
+    p_a: float,
+    *,
+    strength: int | None = None,
+    pair_id: str | None = None,
+) -> TrainingPair:
+    """A pair labelled by a label model's P(response_a is better): chosen is the favoured side
+    (a when p_a >= 0.5), p_chosen = max(p_a, 1 - p_a).
+
+    >>> soft_training_pair("q", "A", "B", 0.2).chosen, soft_training_pair("q", "A", "B", 0.2).p_chosen
+    ('B', 0.8)
+    """
+    if not 0.0 <= p_a <= 1.0:
+        raise ValueError(f"p_a must be a probability in [0, 1], not {p_a!r}")
+    if p_a >= 0.5:
+        return TrainingPair(prompt, response_a, response_b, strength, pair_id, p_chosen=float(p_a))
+    return TrainingPair(prompt, response_b, response_a, strength, pair_id, p_chosen=float(1.0 - p_a))

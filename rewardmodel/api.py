@@ -66,6 +66,9 @@ class RunOut(Schema):
     n_train_pairs: int | None
     n_test_pairs: int | None
     n_votes: int | None
+    label_model: str = Field(
+        description="majority or dawid_skene: where the training labels came from; set with the snapshot."
+    )
     snapshot_hash: str
     progress_metrics: dict[str, Any]
     metrics: dict[str, Any]
@@ -128,6 +131,7 @@ def _run_out(run: TrainingRun) -> RunOut:
         finished_at=run.finished_at,
         heartbeat_at=run.heartbeat_at,
         n_train_pairs=run.n_train_pairs,
+        label_model=run.label_model,
         n_test_pairs=run.n_test_pairs,
         n_votes=run.n_votes,
         snapshot_hash=run.snapshot_hash,

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from rewardmodel import artifacts, features, gate, retention, services
 from rewardmodel.heartbeat import RunHeartbeat
+from rewardmodel.models import RetrainPolicy
 from rewardmodel.run_config import backbone_check
 from rewardmodel.services import Prediction
 from rewardmodel.snapshot import Snapshot, training_snapshot_take
@@ -64,7 +65,9 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
     clock = _PhaseClock()
     try:
         heartbeat.update(phase="snapshot", progress=0.01)
-        snapshot = training_snapshot_take(project=run.project)
+        # Fine-tunes and heads train on the same labels: the policy's label model now.
+        label_model = RetrainPolicy.for_project(run.project).label_model
+        snapshot = training_snapshot_take(project=run.project, label_model=label_model)
         _free_space_check(project_id=project_id, what="to train")
         temp = artifacts.temp_dir_create(project_id=project_id, run_id=run_id, attempt=attempt, key=key)
         config = TrainConfig.from_dict({**run.config, "output_dir": str(temp)})
@@ -78,6 +81,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
             n_votes=snapshot.n_votes,
             taken_at=snapshot.taken_at,
             config={**config.to_dict(), "output_dir": None},  # the version records the final folder
+            label_model=snapshot.label_model,
         ):
             raise OwnershipLost
         _check_enough_data(snapshot)
@@ -121,7 +125,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", host: str = "") -> s
             attempt=attempt,
             artifact_dir=str(final),
             checksums=checksums,
-            metrics=result.metrics,
+            metrics={**result.metrics, "labels": snapshot.labels},
             predictions=predictions,
             winners={p.pair_id: p.winner for p in snapshot.eval_voted_pairs},
             timings=clock.laps,

@@ -15,11 +15,12 @@ from labeling.models import Project
 from rewardmodel import services
 from rewardmodel.models import RetrainPolicy
 
-_FIELDS = ("enabled", "min_new_votes", "max_interval_hours", "promotion_delta")
+_FIELDS = ("enabled", "min_new_votes", "max_interval_hours", "label_model", "promotion_delta")
 _LABELS = {
     "enabled": "Retrain on its own",
     "min_new_votes": "after this many new votes",
     "max_interval_hours": "or after this many hours with any new vote (empty: never)",
+    "label_model": "Training labels from",
     "promotion_delta": "A new version goes live if its held-out accuracy is at most this far below the live one's",
 }
 

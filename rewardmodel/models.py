@@ -22,6 +22,13 @@ def new_artifact_key() -> str:
     return uuid.uuid4().hex[:12]
 
 
+# How a project's votes become training labels (preferences.label_models).
+LABEL_MODEL_CHOICES = [
+    ("majority", "majority vote"),
+    ("dawid_skene", "Dawid-Skene (reliability-weighted soft labels)"),
+]
+
+
 class TrainingRun(models.Model):
     class Kind(models.TextChoices):
         FINETUNE = "finetune", "fine-tune"
@@ -59,6 +66,9 @@ class TrainingRun(models.Model):
     cancel_requested = models.BooleanField(default=False)
     config = models.JSONField(default=dict, blank=True, help_text="The engine's TrainConfig as a dict.")
     # The data the run trained on, fixed when it starts.
+    label_model = models.CharField(
+        max_length=16, blank=True, help_text="The label model the training labels came from; set with the snapshot."
+    )
     snapshot_hash = models.CharField(max_length=64, blank=True, help_text="sha256 over pair ids and vote counts.")
     snapshot_at = models.DateTimeField(
         null=True, blank=True, help_text="When the training data was read; later votes count as new."
@@ -197,6 +207,13 @@ class RetrainPolicy(models.Model):
         default=20,
         validators=[MinValueValidator(1)],
         help_text="Retrain the head once this many votes arrived since its last run's data was read.",
+    )
+    label_model = models.CharField(
+        max_length=16,
+        choices=LABEL_MODEL_CHOICES,
+        default="majority",
+        help_text="How votes become training labels: the majority rule, or Dawid-Skene's reliability-weighted "
+        "posterior as soft labels (docs/label_quality.md). Held-out labels always use the majority rule.",
     )
     promotion_delta = models.FloatField(
         default=0.0,

@@ -48,6 +48,7 @@ POLICY_FIELDS = (
     "head_enabled",
     "head_min_new_votes",
     "promotion_delta",
+    "label_model",
     "train_config",
 )
 
@@ -235,10 +236,12 @@ def training_run_record_snapshot(
     n_votes: int,
     taken_at: datetime,
     config: dict,
+    label_model: str = "majority",
 ) -> bool:
     """Store what the attempt trains on; False when the attempt no longer owns the run."""
     return bool(
         TrainingRun.objects.filter(pk=run_id, status=Status.RUNNING, attempt=attempt).update(
+            label_model=label_model,
             snapshot_hash=sha256,
             n_train_pairs=n_train,
             n_test_pairs=n_test,

@@ -153,12 +153,14 @@ class EncodedPairs:
 
     seqs: Encoded
     margins: list[float]
+    soft_labels: list[float] | None = None  # P(chosen is better) per pair; None when every label is hard
 
     @classmethod
     def build(cls, encoder: PairEncoder, pairs: Sequence[TrainingPair], margins: list[float]) -> EncodedPairs:
         prompts = [p.prompt for p in pairs]
         seqs = encoder.encode(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
-        return cls(seqs, margins)
+        soft = any(p.p_chosen is not None for p in pairs)
+        return cls(seqs, margins, [1.0 if p.p_chosen is None else p.p_chosen for p in pairs] if soft else None)
 
     def __len__(self) -> int:
         return len(self.margins)
@@ -268,9 +270,16 @@ def split_by_prompt(
 
 
 def fingerprint(pairs: Sequence[TrainingPair]) -> str:
-    """SHA-256 of the pairs' content, in order: which data a model was trained on."""
+    """SHA-256 of the pairs' content, in order: which data a model was trained on.
+
+    A soft label (`p_chosen`) is part of a pair's content only when it is set,
+    so hard-labelled data keeps the fingerprint it always had.
+    """
     digest = hashlib.sha256()
     for p in pairs:
-        digest.update(json.dumps([p.prompt, p.chosen, p.rejected, p.strength], ensure_ascii=False).encode())
+        fields = [p.prompt, p.chosen, p.rejected, p.strength]
+        if p.p_chosen is not None:
+            fields.append(p.p_chosen)
+        digest.update(json.dumps(fields, ensure_ascii=False).encode())
         digest.update(b"\n")
     return digest.hexdigest()

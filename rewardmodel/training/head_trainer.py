@@ -56,7 +56,7 @@ def pair_features(
 
 def soft_labels(pairs: Sequence[TrainingPair]) -> np.ndarray:
     """P(chosen is better) per pair: 1 unless the pair carries a soft label."""
-    return np.array([1.0 if getattr(p, "p_chosen", None) is None else float(p.p_chosen) for p in pairs])
+    return np.array([1.0 if p.p_chosen is None else float(p.p_chosen) for p in pairs])
 
 
 def lengths_and_truncation(embedder: Embedder, pairs: Sequence[TrainingPair]) -> tuple[list[int], list[int], int]:

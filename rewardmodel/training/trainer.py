@@ -237,10 +237,13 @@ def train_member(
         # forward: chosen rows, then rejected rows, in one pass
         batch = collate(train_data.seqs, train_data.rows(pair_idx))
         margin = collate.to_device([train_data.margins[i] for i in pair_idx], torch.float32)
+        q = None  # soft labels, only when a label model gave them (q = 1 is the plain loss)
+        if train_data.soft_labels is not None:
+            q = collate.to_device([train_data.soft_labels[i] for i in pair_idx], torch.float32)
         with runtime.autocast():
             rewards = step_model(**batch.inputs).logits.squeeze(-1).float()
         r_chosen, r_rejected = rewards.chunk(2)
-        loss = bradley_terry_loss(r_chosen, r_rejected, margin, config.center_rewards_coef)
+        loss = bradley_terry_loss(r_chosen, r_rejected, margin, config.center_rewards_coef, q)
 
         # backward and update
         loss.backward()
