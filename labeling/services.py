@@ -304,8 +304,8 @@ def pairs_import_batch(
         h = pair_content_hash(prompt=record.prompt, response_a=record.response_a, response_b=record.response_b)
         if gold_first:  # the row's label is the answer, not anyone's vote
             record, gold = dataclasses.replace(record, votes=()), "a"
-        else:  # PreferenceRecord.gold: "a", "b" or None
-            gold = getattr(record, "gold", None) or ""
+        else:
+            gold = record.gold or ""
         if h in by_hash:
             counts.duplicates += 1
             if gold and not golds.get(h):

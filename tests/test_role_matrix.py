@@ -22,6 +22,7 @@ PROJECT_FORM = {
     "test_percent": "20",
     "policy-min_new_votes": "50",
     "policy-promotion_delta": "0.01",
+    "policy-label_model": "majority",
 }
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import random
-import sys
-import types
-from dataclasses import dataclass
 
 import pytest
 
@@ -106,53 +103,7 @@ def test_paused_annotator_is_flagged_on_the_dashboard_and_in_the_csv(client, vot
     assert "True" in bob_line and "paused" in bob_line
 
 
-@dataclass(frozen=True)
-class _StandInVote:
-    pair: object
-    annotator: object
-    choice: str
-
-
-def _stand_in_label_models(monkeypatch):
-    """A tiny stand-in for preferences.label_models (helper A's), used only where the real one is absent:
-    reliability = agreement with the gold answers where given, else with the pair's majority."""
-    try:
-        import preferences.label_models  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    module = types.ModuleType("preferences.label_models")
-
-    @dataclass
-    class LabelFit:
-        model: str
-        p_a: dict
-        reliability: dict
-        decisive_votes: dict
-
-    def label_model_fit(votes, *, model, gold=None):
-        votes = [v for v in votes if v.choice in ("a", "b")]
-        right, n = {}, {}
-        for v in votes:
-            answer = (gold or {}).get(v.pair)
-            if answer is None:
-                continue
-            n[v.annotator] = n.get(v.annotator, 0) + 1
-            right[v.annotator] = right.get(v.annotator, 0) + (v.choice == answer)
-        return LabelFit(model, {}, {a: right[a] / n[a] for a in n}, {a: n[a] for a in n})
-
-    def reliability_flagged(*, reliability, decisive_votes):
-        return reliability is not None and decisive_votes >= 5 and reliability < 0.6
-
-    module.LabelVote = _StandInVote
-    module.label_model_fit = label_model_fit
-    module.reliability_flagged = reliability_flagged
-    monkeypatch.setitem(sys.modules, "preferences.label_models", module)
-
-
-def test_reliability_is_fitted_off_request_and_flags_the_unreliable(client, voted, reviewer_user, monkeypatch):
-    _stand_in_label_models(monkeypatch)
+def test_reliability_is_fitted_off_request_and_flags_the_unreliable(client, voted, reviewer_user):
     # given a project with new votes: a refit is due
     assert quality.reliability_refit_due(project=voted)
     # when the beat task runs
@@ -170,7 +121,18 @@ def test_reliability_is_fitted_off_request_and_flags_the_unreliable(client, vote
     for r in rows.values():
         flagged = reliability_flagged(reliability=r["reliability"], decisive_votes=r["reliability_votes"])
         assert ("unreliable" in r["flags"]) == flagged
-    assert "unreliable" in rows["bob"]["flags"]
+    # and with enough decisive votes behind a low figure, the row is flagged
+    AnnotatorReliability.objects.filter(project=voted, annotator__user__username="bob").update(
+        reliability=0.3, decisive_votes=100
+    )
+    rows = {r["annotator"]: r for r in client.get(URL.format(voted.slug)).json()["annotators"]["rows"]}
+    assert "unreliable" in rows["bob"]["flags"] and "unreliable" not in rows["alice"]["flags"]
+    # and a vote change makes a refit due again
+    from labeling.models import Vote
+
+    vote = Vote.objects.filter(project=voted, annotator__user__username="alice").order_by("-id").first()
+    services.vote_change(vote_id=vote.pk, user=vote.annotator.user, choice="tie")
+    assert quality.reliability_refit_due(project=voted)
 
 
 def test_an_annotator_sees_only_their_own_gold_accuracy_and_never_an_answer(client, voted, annotator_user):
@@ -206,7 +168,7 @@ def test_todays_gold_votes_are_not_in_the_annotators_own_figure(client, voted, a
 def test_project_rates_are_set_in_the_form_and_left_as_they_are_when_left_out(client, project, admin_user):
     client.force_login(admin_user)
     form = {"name": "Demo", "overlap_target": "3", "test_percent": "20"}
-    form |= {"policy-min_new_votes": "50", "policy-promotion_delta": "0.01"}
+    form |= {"policy-min_new_votes": "50", "policy-promotion_delta": "0.01", "policy-label_model": "majority"}
     response = client.post(f"/p/{project.slug}/settings/", form | {"gold_percent": "12", "gold_pause_below": "0.7"})
     assert response.status_code == 302, response.content.decode()[:2000]
     project.refresh_from_db()
