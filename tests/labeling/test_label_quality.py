@@ -398,3 +398,21 @@ def test_gold_pairs_are_never_in_a_trl_export(project, annotator_user):
     assert len(rows) == 3 and all(not r["prompt"].startswith("check") for r in rows)
     # while the pairwise export keeps every pair (it round-trips)
     assert len(list(exporting.export_rows(project=project, fmt="pairwise"))) == 5
+
+
+def test_a_records_gold_answer_is_stored_in_pair_terms_through_the_shuffle(project):
+    import dataclasses
+
+    # given records whose gold answer is b, with their votes kept
+    records = [dataclasses.replace(r, gold="b") for r in make_records(30, votes=2)]
+    services.pairs_import_batch(project=project, records=records, shuffle_sides=True)
+    # then each pair's answer names the same response, whichever side it landed on
+    for pair in Pair.objects.filter(project=project):
+        assert (pair.response_a if pair.gold == "a" else pair.response_b).startswith("meh")
+        assert pair.vote_count == 2
+    # and a re-import never makes a stored ordinary pair gold
+    services.pairs_import_batch(project=project, records=make_records(2, prefix="plain"), shuffle_sides=False)
+    services.pairs_import_batch(
+        project=project, records=make_records(2, prefix="plain"), shuffle_sides=False, gold_first=True
+    )
+    assert set(Pair.objects.filter(prompt__startswith="plain").values_list("gold", flat=True)) == {""}
