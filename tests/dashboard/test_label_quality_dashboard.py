@@ -95,7 +95,8 @@ def test_paused_annotator_is_flagged_on_the_dashboard_and_in_the_csv(client, vot
     assert bob["paused"] is True and "paused" in bob["flags"] and "0 of 10" in bob["pause_reason"]
     assert body["annotators"]["paused"] == 1
     page = client.get(f"/p/{voted.slug}/dashboard/").content.decode()
-    assert "paused" in page
+    assert "Gold accuracy" in page and "Self-consistency" in page and "Reliability" in page
+    assert '<span class="error" title="Automatic: 0 of 10' in page and "paused (gold accuracy)" in page
     csv = b"".join(client.get(f"/p/{voted.slug}/dashboard/annotators.csv").streaming_content).decode()
     header, *lines = csv.strip().splitlines()
     assert header.split(",") == ANNOTATOR_CSV_HEADER
