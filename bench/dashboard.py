@@ -101,7 +101,7 @@ def _fill(votes: int, annotators: int, seed: int = 0) -> dict:
         table = Vote._meta.db_table
         sql = (
             f"INSERT INTO {table} (project_id, pair_id, annotator_id, choice, shown_left, rationale, "
-            f"latency_ms, created_at) VALUES (%s, %s, %s, %s, %s, '', %s, %s)"
+            f"latency_ms, created_at, in_aggregates) VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s)"
         )
         batch = []
         with connection.cursor() as cursor:
@@ -111,7 +111,7 @@ def _fill(votes: int, annotators: int, seed: int = 0) -> dict:
                     if annotator_id in lefty and choice != "tie":
                         choice = left
                     batch.append(
-                        (project.pk, pair_id, annotator_id, choice, left, int(rng.lognormvariate(9, 0.6)), now)
+                        (project.pk, pair_id, annotator_id, choice, left, int(rng.lognormvariate(9, 0.6)), now, True)
                     )
                 if len(batch) >= 20000:
                     cursor.executemany(sql, batch)
