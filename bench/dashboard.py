@@ -11,7 +11,10 @@ a version with predictions on every held-out pair is activated, and then:
 - metrics: GET /api/v1/projects/<slug>/metrics, likewise;
 - trivial baseline: GET /healthz through the same client;
 - naive competitor: the same three agreement figures computed from the vote
-  table (GROUP BY pair) instead of the running aggregates.
+  table (GROUP BY pair) instead of the running aggregates;
+- reliability refit: one fit of the project's label model on every vote
+  (dashboard.quality, the beat task's work; 5% of the pairs are gold pairs,
+  so the annotator rows' gold-accuracy columns read real rows too).
 
 Each scale runs in its own subprocess with its own database. Usage:
 
@@ -98,7 +101,7 @@ def _fill(votes: int, annotators: int, seed: int = 0) -> dict:
         table = Vote._meta.db_table
         sql = (
             f"INSERT INTO {table} (project_id, pair_id, annotator_id, choice, shown_left, rationale, "
-            f"latency_ms, created_at) VALUES (%s, %s, %s, %s, %s, '', %s, %s)"
+            f"latency_ms, created_at, in_aggregates) VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s)"
         )
         batch = []
         with connection.cursor() as cursor:
@@ -108,7 +111,7 @@ def _fill(votes: int, annotators: int, seed: int = 0) -> dict:
                     if annotator_id in lefty and choice != "tie":
                         choice = left
                     batch.append(
-                        (project.pk, pair_id, annotator_id, choice, left, int(rng.lognormvariate(9, 0.6)), now)
+                        (project.pk, pair_id, annotator_id, choice, left, int(rng.lognormvariate(9, 0.6)), now, True)
                     )
                 if len(batch) >= 20000:
                     cursor.executemany(sql, batch)
@@ -206,10 +209,15 @@ def run_one(votes: int, annotators: int, requests: int) -> dict:
     from django.test import Client
 
     from dashboard.aggregates import aggregates_rebuild
+    from dashboard.quality import reliability_refit
+    from labeling.models import Pair
 
     call_command("migrate", verbosity=0)
     filled = _fill(votes, annotators)
     project = filled["project"]
+    gold_ids = list(Pair.objects.filter(project=project).values_list("pk", flat=True)[::20])
+    for start in range(0, len(gold_ids), 5000):
+        Pair.objects.filter(pk__in=gold_ids[start : start + 5000]).update(gold="a")
     t = time.perf_counter()
     aggregates_rebuild(project=project)
     rebuild_s = time.perf_counter() - t
@@ -234,6 +242,10 @@ def run_one(votes: int, annotators: int, requests: int) -> dict:
         "healthz_ms": _median_ms(lambda: get("/healthz"), requests),
         "naive_agreement_ms": _median_ms(lambda: _naive_agreement(project), max(3, requests // 3)),
     }
+    t = time.perf_counter()
+    fit = reliability_refit(project=project)
+    result["reliability_refit_s"] = round(time.perf_counter() - t, 2)
+    result["reliability_fit_only_s"] = round(fit.seconds, 2)
     return result
 
 

@@ -138,6 +138,7 @@ class _PairChange:
     split: str
     len_a: int
     len_b: int
+    gold: bool  # a gold pair: its votes count for their annotators' own figures, never in agreement or labels
     old: list[tuple[int, str]]  # (annotator_id, choice) counted before this change, and kept
     new: list[_NewVote]
     removed: list[_NewVote] = field(default_factory=list)  # counted before this change, taken out by it
@@ -172,10 +173,15 @@ def _loo(tally: tuple[int, int, int], choice: str) -> bool | None:
 
 
 def _count_vote(
-    deltas: _Deltas, vote: _NewVote, tally: tuple[int, int, int], longer: str | None, model_side: str | None, sign: int
+    deltas: _Deltas,
+    vote: _NewVote,
+    tally: tuple[int, int, int] | None,
+    longer: str | None,
+    model_side: str | None,
+    sign: int,
 ) -> None:
     """Add (sign 1) or take out (sign -1) everything one vote counts for its annotator,
-    on a pair whose tally, this vote included, is `tally`."""
+    on a pair whose tally, this vote included, is `tally` (None on a gold pair: no agreement)."""
     d = deltas.annotators[vote.annotator_id]
     decisive = category_of(vote.choice) != "tie"
     d["votes"] += sign
@@ -189,7 +195,7 @@ def _count_vote(
         d["longer_chosen"] += sign * (vote.choice == longer)
     if vote.latency_ms is not None:
         deltas.latencies[vote.annotator_id][latency_bucket(vote.latency_ms)] += sign
-    agrees = _loo(tally, vote.choice)
+    agrees = None if tally is None else _loo(tally, vote.choice)
     d["loo_n"] += sign * (agrees is not None)
     d["loo_agree"] += sign * (agrees is True)
     if model_side and decisive:
@@ -198,7 +204,19 @@ def _count_vote(
 
 
 def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) -> None:
-    """Add one pair's transition to `deltas` (no database access)."""
+    """Add one pair's transition to `deltas` (no database access).
+
+    A gold pair's votes count for their annotators' own figures (votes,
+    time, position, length) and nowhere else: not in the tally histogram
+    (agreement, kappa, alpha, the ceiling), not in leave-one-out agreement,
+    not against the model."""
+    longer = "a" if change.len_a > change.len_b else "b" if change.len_b > change.len_a else None
+    if change.gold:
+        for vote in change.removed:
+            _count_vote(deltas, vote, None, longer, None, -1)
+        for vote in change.new:
+            _count_vote(deltas, vote, None, longer, None, 1)
+        return
     kept = [c for _, c in change.old]
     t0 = Tally.of(kept + [v.choice for v in change.removed]).as_tuple()
     t1 = Tally.of(kept + [v.choice for v in change.new]).as_tuple()
@@ -215,7 +233,6 @@ def _accumulate(deltas: _Deltas, change: _PairChange, model_side: str | None) ->
             d["loo_n"] += (after is not None) - (before is not None)
             d["loo_agree"] += (after is True) - (before is True)
 
-    longer = "a" if change.len_a > change.len_b else "b" if change.len_b > change.len_a else None
     for vote in change.removed:
         _count_vote(deltas, vote, t0, longer, model_side, -1)
     for vote in change.new:
@@ -247,7 +264,7 @@ def project_stats_locked(*, project_id: int) -> ProjectStats:
 
 def _model_sides(stats: ProjectStats, changes: Sequence[_PairChange]) -> dict[int, str]:
     """The active version's pick (a or b) on each changed held-out pair it scored."""
-    test_ids = [c.pair_id for c in changes if c.split == Split.TEST]
+    test_ids = [c.pair_id for c in changes if c.split == Split.TEST and not c.gold]
     if stats.active_version_id is None or not test_ids:
         return {}
     sides = {}
@@ -384,16 +401,16 @@ def _apply(stats: ProjectStats, changes: Sequence[_PairChange]) -> None:
 FOLD_BATCH = 2000
 
 
-def _pairs_info(pair_ids: Sequence[int]) -> dict[int, tuple[str, int, int]]:
-    """(split, len(response_a), len(response_b)) of each pair."""
-    info: dict[int, tuple[str, int, int]] = {}
+def _pairs_info(pair_ids: Sequence[int]) -> dict[int, tuple[str, int, int, bool]]:
+    """(split, len(response_a), len(response_b), is gold) of each pair."""
+    info: dict[int, tuple[str, int, int, bool]] = {}
     for start in range(0, len(pair_ids), 500):
         rows = (
             Pair.objects.filter(pk__in=pair_ids[start : start + 500])
             .annotate(len_a=Length("response_a"), len_b=Length("response_b"))
-            .values_list("pk", "split", "len_a", "len_b")
+            .values_list("pk", "split", "len_a", "len_b", "gold")
         )
-        info.update({pk: (split, la, lb) for pk, split, la, lb in rows})
+        info.update({pk: (split, la, lb, gold != "") for pk, split, la, lb, gold in rows})
     return info
 
 
@@ -582,7 +599,7 @@ def on_version_activated(*, version: ModelVersion, **signal_kwargs) -> None:
         stats.active_version_id = version.pk
         sides: dict[int, str] = {}
         for pair_id, margin in (
-            PairPrediction.objects.filter(version=version, pair__split=Split.TEST)
+            PairPrediction.objects.filter(version=version, pair__split=Split.TEST, pair__gold="")
             .values_list("pair_id", "margin")
             .iterator(chunk_size=5000)
         ):

@@ -106,3 +106,44 @@ class ProjectStats(models.Model):
 
     def __str__(self) -> str:
         return f"stats of {self.project_id}"
+
+
+class AnnotatorReliability(models.Model):
+    """One annotator's reliability in one project, from the last fit of the project's label model.
+
+    Refitted by dashboard.quality.reliability_refit (a beat task, when the
+    project has new votes) rather than per request: a fit reads every vote.
+    `reliability` is the model's estimate of P(this annotator's decisive vote
+    is right), 0..1; `decisive_votes` how many a/b votes the fit used.
+    """
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey("labeling.Annotator", on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=16)
+    reliability = models.FloatField(null=True, blank=True)
+    decisive_votes = models.PositiveIntegerField(default=0)
+    fitted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="annotator_reliability_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reliability of {self.annotator_id} in {self.project_id}: {self.reliability}"
+
+
+class ReliabilityFit(models.Model):
+    """When the project's label model was last fitted, and on how many votes (the refit's trigger)."""
+
+    project = models.OneToOneField("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=16)
+    votes = models.PositiveIntegerField(default=0)
+    last_vote_id = models.BigIntegerField(default=0)
+    changes_seen = models.BigIntegerField(default=0, help_text="VoteChange rows of the project at the fit.")
+    fitted_at = models.DateTimeField()
+    seconds = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"reliability fit of {self.project_id} ({self.model})"

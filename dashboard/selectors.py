@@ -18,8 +18,9 @@ import numpy as np
 from django.utils import timezone
 
 from dashboard.aggregates import FAST_MEDIAN_MS, FLAG_MIN_N, FLAG_POSITION
-from dashboard.models import AnnotatorStats, ProjectStats, TallyBucket
+from dashboard.models import AnnotatorReliability, AnnotatorStats, ProjectStats, ReliabilityFit, TallyBucket
 from dashboard.red_flags import MIN_MULTI_VOTE_PAIRS, red_flags
+from labeling import selectors as labeling_selectors
 from labeling.models import Project, Split
 from preferences import agreement as ag
 from rewardmodel.models import ModelVersion, QueueOrder, RetrainPolicy
@@ -264,7 +265,56 @@ def _name(stats: AnnotatorStats) -> str:
     return a.user.get_username() if a.user_id else f"external:{a.external_id}"
 
 
-def annotator_row(stats: AnnotatorStats) -> dict:
+FLAG_UNRELIABLE = "unreliable"
+FLAG_PAUSED = "paused"
+
+
+def annotator_quality(*, project: Project, annotator_ids: list[int]) -> dict[int, dict]:
+    """Label-quality figures of these annotators: gold accuracy and self-consistency (each with a
+    95% Wilson interval; value None without gold votes or repeat checks), the cached reliability of
+    the project's label model (dashboard.quality; None until fitted), and whether they are paused.
+
+    Four queries for a page of annotators, each on indexed rows of those
+    annotators only; the reliability is read from the last fit, never fitted here.
+    """
+    gold = labeling_selectors.annotators_gold_counts(project=project, annotator_ids=annotator_ids)
+    repeats = labeling_selectors.annotators_repeat_counts(project=project, annotator_ids=annotator_ids)
+    standings = labeling_selectors.annotator_standings(project=project, annotator_ids=annotator_ids)
+    reliability = {
+        r.annotator_id: r for r in AnnotatorReliability.objects.filter(project=project, annotator_id__in=annotator_ids)
+    }
+    out = {}
+    for a in annotator_ids:
+        standing = standings.get(a)
+        fitted = reliability.get(a)
+        value = fitted.reliability if fitted is not None else None
+        decisive = fitted.decisive_votes if fitted is not None else 0
+        out[a] = {
+            "gold_accuracy": labeling_selectors.proportion_with_ci(*gold.get(a, (0, 0))),
+            "self_consistency": labeling_selectors.proportion_with_ci(*repeats.get(a, (0, 0))),
+            "reliability": value,
+            "reliability_votes": decisive,
+            "unreliable": value is not None and _reliability_flagged(value, decisive),
+            "paused": standing is not None and standing.paused_at is not None,
+            "paused_at": standing.paused_at.isoformat() if standing and standing.paused_at else None,
+            "pause_reason": standing.pause_reason if standing and standing.paused_at else "",
+        }
+    return out
+
+
+def _reliability_flagged(reliability: float, decisive_votes: int) -> bool:
+    from preferences.label_models import reliability_flagged  # the one rule; loaded once a fit exists
+
+    return reliability_flagged(reliability=reliability, decisive_votes=decisive_votes)
+
+
+def annotator_row(stats: AnnotatorStats, quality: dict | None = None) -> dict:
+    quality = quality or {}
+    flags = list(stats.flags)
+    if quality.get("unreliable"):
+        flags.append(FLAG_UNRELIABLE)
+    if quality.get("paused"):
+        flags.append(FLAG_PAUSED)
     return {
         "annotator": _name(stats),
         "annotator_id": stats.annotator_id,
@@ -276,8 +326,20 @@ def annotator_row(stats: AnnotatorStats) -> dict:
         "p_left": ag.proportion(stats.left_chosen, stats.sided).as_dict(),
         "p_longer": ag.proportion(stats.longer_chosen, stats.longer_decidable).as_dict(),
         "tie_rate": ag.proportion(stats.ties, stats.votes).as_dict(),
-        "flags": list(stats.flags),
+        "gold_accuracy": quality.get("gold_accuracy") or labeling_selectors.proportion_with_ci(0, 0),
+        "self_consistency": quality.get("self_consistency") or labeling_selectors.proportion_with_ci(0, 0),
+        "reliability": quality.get("reliability"),
+        "reliability_votes": quality.get("reliability_votes", 0),
+        "paused": bool(quality.get("paused")),
+        "paused_at": quality.get("paused_at"),
+        "pause_reason": quality.get("pause_reason", ""),
+        "flags": flags,
     }
+
+
+def _rows(project: Project, stats: list[AnnotatorStats]) -> list[dict]:
+    quality = annotator_quality(project=project, annotator_ids=[s.annotator_id for s in stats])
+    return [annotator_row(s, quality.get(s.annotator_id)) for s in stats]
 
 
 def _ordered(project: Project):
@@ -294,7 +356,7 @@ def annotator_page(*, project: Project, page: int = 1, per_page: int = ANNOTATOR
     total = AnnotatorStats.objects.filter(project=project).count()
     pages = max(1, math.ceil(total / per_page))
     page = max(1, min(page, pages))
-    rows = [annotator_row(s) for s in _ordered(project)[(page - 1) * per_page : page * per_page]]
+    rows = _rows(project, list(_ordered(project)[(page - 1) * per_page : page * per_page]))
     flag_lists = AnnotatorStats.objects.filter(project=project, flag_count__gt=0).values_list("flags", flat=True)
     by_flag: dict[str, int] = {}
     flagged = 0
@@ -318,13 +380,28 @@ def annotator_page(*, project: Project, page: int = 1, per_page: int = ANNOTATOR
             "expected_by_chance": 0.05 * tested,
         },
         "rules": {"min_n": FLAG_MIN_N, "fast_median_ms": FAST_MEDIAN_MS},
+        "paused": labeling_selectors.annotators_paused_count(project=project),
+        "reliability_fit": _fit_info(project),
     }
+
+
+def _fit_info(project: Project) -> dict | None:
+    fit = ReliabilityFit.objects.filter(project=project).first()
+    if fit is None:
+        return None
+    return {"model": fit.model, "votes": fit.votes, "fitted_at": fit.fitted_at.isoformat(), "seconds": fit.seconds}
 
 
 def annotator_rows_all(*, project: Project) -> Iterator[dict]:
     """Every annotator, in table order (for the CSV)."""
+    chunk: list[AnnotatorStats] = []
     for stats in _ordered(project).iterator(chunk_size=2000):
-        yield annotator_row(stats)
+        chunk.append(stats)
+        if len(chunk) == 500:
+            yield from _rows(project, chunk)
+            chunk = []
+    if chunk:
+        yield from _rows(project, chunk)
 
 
 # --------------------------------------------------------------------------- #
@@ -459,6 +536,16 @@ ANNOTATOR_CSV_HEADER = [
     "p_longer",
     "longer_n",
     "tie_rate",
+    "gold_accuracy",
+    "gold_ci_lo",
+    "gold_ci_hi",
+    "gold_n",
+    "self_consistency",
+    "consistency_ci_lo",
+    "consistency_ci_hi",
+    "repeat_n",
+    "reliability",
+    "paused",
     "flags",
 ]
 
@@ -478,6 +565,14 @@ def annotator_csv_row(row: dict) -> list:
         row["p_longer"]["value"],
         row["p_longer"]["n"],
         row["tie_rate"]["value"],
+        row["gold_accuracy"]["value"],
+        *row["gold_accuracy"]["ci"],
+        row["gold_accuracy"]["n"],
+        row["self_consistency"]["value"],
+        *row["self_consistency"]["ci"],
+        row["self_consistency"]["n"],
+        row["reliability"],
+        row["paused"],
         " ".join(row["flags"]),
     ]
 
@@ -498,7 +593,16 @@ def annotator_own_figures(*, project: Project, user, **signal_kwargs) -> dict:
     def share(part: int, whole: int) -> int | None:
         return round(100 * part / whole) if whole >= FLAG_MIN_N else None
 
+    # Their gold accuracy over check pairs answered before today (UTC) only: a
+    # figure that moved right after a vote would tell which pair was a check,
+    # and whether their answer to it was right.
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    right, answered = labeling_selectors.annotator_gold_counts(
+        project=project, annotator_id=stats.annotator_id, before=today
+    )
     return {
+        "gold_accuracy": share(right, answered),
+        "gold_n": answered,
         "counted": stats.votes,
         "median_seconds": None if stats.median_latency_ms is None else round(stats.median_latency_ms / 1000, 1),
         "agreement": share(stats.loo_agree, stats.loo_n),

@@ -58,6 +58,9 @@ class VoteOut(Schema):
 class VoteAndNextOut(Schema):
     vote: VoteOut
     next: NextOut | None = Field(description="The next pair leased to you; null when nothing is left for you.")
+    detail: str | None = Field(
+        None, description="Why `next` is null when it is not that nothing is left: you are paused on the project."
+    )
 
 
 class Message(Schema):
@@ -81,6 +84,12 @@ class ProjectIn(Schema):
         le=90,
         description="Share of prompts held out for evaluation, fixed once the project has pairs; default 20.",
     )
+    gold_percent: int | None = Field(None, ge=0, le=100, description="Share of pairs served that are gold; default 5.")
+    repeat_percent: int | None = Field(None, ge=0, le=50, description="Share served as repeat checks; default 3.")
+    gold_pause_below: float | None = Field(
+        None, ge=0, le=1, description="Pause when the gold accuracy's 95% upper bound is below this; default 0.6."
+    )
+    gold_min_votes: int | None = Field(None, ge=1, description="Gold votes before a pause can happen; default 10.")
 
 
 class MembersIn(Schema):
@@ -119,6 +128,9 @@ def project_create(request: HttpRequest, payload: ProjectIn):
         options["overlap_target"] = payload.overlap
     if payload.test_percent is not None:
         options["test_percent"] = payload.test_percent
+    for name in ("gold_percent", "repeat_percent", "gold_pause_below", "gold_min_votes"):
+        if getattr(payload, name) is not None:
+            options[name] = getattr(payload, name)
     project = services.project_create(slug=payload.slug, name=payload.name, **options)
     return Status(201, _project_out(project))
 
@@ -143,6 +155,43 @@ def project_member_remove(request: HttpRequest, slug: str, username: str):
     require_perm(request, "labeling.change_project")
     services.project_member_remove(project=selectors.project_get(slug=slug), username=username)
     return HttpResponse(status=204)
+
+
+class ReinstateIn(Schema):
+    reason: str = Field(min_length=1, max_length=2000, description="Why: recorded with who and when.")
+
+
+class StandingOut(Schema):
+    annotator: str
+    paused: bool
+    paused_at: datetime | None
+    pause_reason: str
+    reinstated_at: datetime | None
+    reinstated_by: str | None
+    reinstate_reason: str
+
+
+@router.post(
+    "/projects/{slug}/annotators/{username}/reinstate",
+    response={200: StandingOut, 400: Message, 404: Message, 409: Message},
+)
+def annotator_reinstate(request: HttpRequest, slug: str, username: str, payload: ReinstateIn):
+    """Lift an annotator's automatic pause (admins), with a recorded reason. 409 when they are not paused."""
+    require_perm(request, "labeling.change_project")
+    project = selectors.project_get(slug=slug)
+    annotator = selectors.annotator_by_username(username=username)
+    standing = services.annotator_reinstate(
+        project=project, annotator=annotator, by=request.auth, reason=payload.reason
+    )
+    return StandingOut(
+        annotator=username,
+        paused=standing.paused_at is not None,
+        paused_at=standing.paused_at,
+        pause_reason=standing.pause_reason,
+        reinstated_at=standing.reinstated_at,
+        reinstated_by=standing.reinstated_by.get_username() if standing.reinstated_by else None,
+        reinstate_reason=standing.reinstate_reason,
+    )
 
 
 def _next_out(assignment: Assignment, project: Project) -> NextOut:
@@ -174,9 +223,10 @@ def _vote_submit(request: HttpRequest, assignment_id: int, payload: VoteIn):
     )
 
 
-@router.get("/projects/{slug}/next", response={200: NextOut, 204: None})
+@router.get("/projects/{slug}/next", response={200: NextOut, 204: None, 403: Message})
 def next_pair(request: HttpRequest, slug: str):
-    """Lease the next pair to label. 204 when nothing is left for you."""
+    """Lease the next pair to label. 204 when nothing is left for you; 403, with a message saying why and
+    whom to contact, when you are paused on the project (your answers to its check pairs)."""
     require_perm(request, "labeling.label_pairs")
     project = selectors.project_get_for_labeling(user=request.auth, slug=slug)
     assignment = services.assignment_next(project=project, user=request.auth)
@@ -208,7 +258,12 @@ def vote_and_next(request: HttpRequest, assignment_id: int, payload: VoteIn):
     except NotFound:  # taken off the project since this lease: the vote stands, nothing more for them here
         assignment = None
     else:
-        assignment = services.assignment_next(project=project, user=request.auth)
+        try:
+            assignment = services.assignment_next(project=project, user=request.auth)
+        except services.AnnotatorPaused as exc:  # the vote stands; it may be the one that paused them
+            return Status(
+                201 if created else 200, VoteAndNextOut(vote=_vote_out(vote, created), next=None, detail=exc.message)
+            )
     following = None if assignment is None else _next_out(assignment, project)
     return Status(201 if created else 200, VoteAndNextOut(vote=_vote_out(vote, created), next=following))
 

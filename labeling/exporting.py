@@ -185,12 +185,12 @@ def export_rows(
 
 def _pairs(project: Project, fmt: str, split: str, min_votes: int):
     pairs = Pair.objects.filter(project=project)
+    if fmt == "trl":  # gold pairs check annotators; they are no training data
+        pairs = pairs.filter(gold="")
     if split != "all":
         pairs = pairs.filter(split=split)
     if min_votes or fmt == "trl":  # a pair with no votes has no majority
         pairs = pairs.filter(vote_count__gte=max(min_votes, 1 if fmt == "trl" else 0))
-    if fmt == "trl":
-        pairs = pairs.filter(gold="")  # gold pairs never train
     return pairs.order_by("id")
 
 

@@ -28,10 +28,21 @@ SETTINGS_FIELDS = (
     "ask_rationale",
     "acquisition",
     "exploration_percent",
+    "gold_percent",
+    "repeat_percent",
+    "gold_min_votes",
+    "gold_pause_below",
 )
 
 # Settings a post may leave out: the project keeps (or, new, defaults) them.
-_KEEP_WHEN_LEFT_OUT = ("acquisition", "exploration_percent")
+_KEEP_WHEN_LEFT_OUT = (
+    "acquisition",
+    "exploration_percent",
+    "gold_percent",
+    "repeat_percent",
+    "gold_min_votes",
+    "gold_pause_below",
+)
 
 _LABELS = {
     "overlap_target": "Votes per pair (K)",
@@ -40,6 +51,10 @@ _LABELS = {
     "allow_both_bad": "Offer “Both bad”",
     "ask_strength": "Ask how much better (slightly, better, much better)",
     "ask_rationale": "Offer a box for the reason",
+    "gold_percent": "Check pairs with a known answer (%)",
+    "repeat_percent": "Repeat checks (%)",
+    "gold_min_votes": "Check pairs answered before a pause",
+    "gold_pause_below": "Pause below this accuracy",
 }
 _HELP = {
     "overlap_target": "How many annotators vote on each pair. 3 gives a majority; more gives tighter agreement figures.",
@@ -48,6 +63,13 @@ _HELP = {
     "acquisition": "Which train pairs are served first, re-ordered after each head retrain (random until a strategy "
     "beats it on your data: see docs/active_learning.md). Held-out pairs always stay random.",
     "exploration_percent": "Share of the re-ordered train pairs placed at random.",
+    "gold_percent": "Share of each annotator's pairs that are gold pairs (imported with a known answer), while any "
+    "are left for them. They look like any pair and never count in training or agreement (docs/label_quality.md).",
+    "repeat_percent": "Share of pairs that repeat one of the annotator's own, sides swapped, 20+ pairs later: "
+    "their self-consistency.",
+    "gold_min_votes": "An annotator can be paused once they have answered this many check pairs.",
+    "gold_pause_below": "Pause an annotator when even the top of their check accuracy's 95% interval is below this "
+    "(0 to 1). Paused annotators get no pairs, their votes stop training, and an admin can reinstate them.",
 }
 
 

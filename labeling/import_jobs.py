@@ -53,7 +53,9 @@ def import_job_create(
     file_size: int,
     fmt: str,
     skip_invalid: bool,
+    gold: bool = False,
 ) -> ImportJob:
+    """A queued import of an uploaded file. With `gold` every row (of a TRL file) is a gold pair."""
     return ImportJob.objects.create(
         project=project,
         requested_by=user,
@@ -62,6 +64,7 @@ def import_job_create(
         file_size=file_size,
         format=fmt,
         skip_invalid=skip_invalid,
+        gold=gold,
     )
 
 
@@ -139,6 +142,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             validation=validation,
             max_chars=settings.IMPORT_MAX_FIELD_CHARS,
             on_progress=progress,
+            gold=job.gold,
         )
     except (ImportFailed, ReadError) as exc:
         invalid = getattr(exc, "invalid_rows", None)
@@ -208,6 +212,7 @@ def import_job_retry_skipping_invalid(*, job: ImportJob, user: AbstractBaseUser 
             file_size=job.file_size,
             fmt=job.format,
             skip_invalid=True,
+            gold=job.gold,
         )
     return retry
 

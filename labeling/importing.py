@@ -103,8 +103,10 @@ def pairs_import(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
     on_skip: SkipCallback | None = None,
+    gold: bool = False,
 ) -> ImportSummary:
-    """Validate the whole source, then write it to `project`. Raises ImportFailed."""
+    """Validate the whole source, then write it to `project`. Raises ImportFailed.
+    With `gold`, every row of a TRL source is a gold pair (see `pairs_import_write`)."""
     validation = pairs_import_validate(
         source=source,
         fmt=fmt,
@@ -120,7 +122,14 @@ def pairs_import(
         max_chars=max_chars,
         batch_size=batch_size,
         on_progress=on_progress,
+        gold=gold,
     )
+
+
+GOLD_NEEDS_TRL = (
+    "Marking every row gold is for TRL files (chosen is the answer); a pairwise file marks its gold pairs "
+    "with a per-row `gold` field (a or b) instead."
+)
 
 
 def pairs_import_validate(
@@ -191,13 +200,17 @@ def pairs_import_write(
     max_chars: int = DEFAULT_MAX_CHARS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
+    gold: bool = False,
 ) -> ImportSummary:
     """Pass 2: write the rows pass 1 accepted, `batch_size` per transaction.
 
     TRL rows put the chosen response first; their sides are shuffled (by
     content hash, so re-imports agree) so that `response_a` is not always
-    the winner.
+    the winner. With `gold` (TRL only, else ImportFailed writing nothing)
+    every row is a gold pair whose answer is its chosen response.
     """
+    if gold and validation.fmt != "trl":
+        raise ImportFailed(GOLD_NEEDS_TRL)
     summary = ImportSummary(
         skipped=validation.skipped,
         rows=validation.rows,
@@ -210,7 +223,9 @@ def pairs_import_write(
 
     def flush() -> None:
         nonlocal written
-        counts = services.pairs_import_batch(project=project, records=batch, shuffle_sides=shuffle_sides)
+        counts = services.pairs_import_batch(
+            project=project, records=batch, shuffle_sides=shuffle_sides, gold_first=gold
+        )
         summary.created += counts.created
         summary.duplicates += counts.duplicates
         summary.votes += counts.votes

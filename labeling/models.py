@@ -54,6 +54,29 @@ class Project(models.Model):
         validators=[MaxValueValidator(100)],
         help_text="Share of the re-ordered train pairs placed at random, so the strategy never sees only its own picks.",
     )
+    gold_percent = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MaxValueValidator(100)],
+        help_text="Share of the pairs served to each annotator that are gold pairs (known answer), while any "
+        "are left for them.",
+    )
+    repeat_percent = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(50)],
+        help_text="Share of the pairs served that repeat one of the annotator's own earlier pairs, sides swapped, "
+        "to measure self-consistency.",
+    )
+    gold_pause_below = models.FloatField(
+        default=0.6,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause an annotator when the upper end of their gold accuracy's 95% Wilson interval falls "
+        "below this.",
+    )
+    gold_min_votes = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="Gold votes an annotator needs before they can be paused.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,
@@ -165,6 +188,8 @@ class Pair(models.Model):
             # Next-pair selection walks this index in order: least-served first.
             models.Index(fields=["project", "slots_taken", "rank"], name="pair_queue_idx"),
             models.Index(fields=["project", "split", "id"], name="pair_split_idx"),
+            # The gold pick walks the project's gold pairs only (a few percent of its pairs).
+            models.Index(fields=["project", "slots_taken", "rank"], condition=~Q(gold=""), name="pair_gold_queue_idx"),
         ]
 
     def __str__(self) -> str:
@@ -217,11 +242,22 @@ class Assignment(models.Model):
     state = models.CharField(max_length=8, choices=State.choices, default=State.LIVE)
     served_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    repeat = models.BooleanField(
+        default=False,
+        help_text="A repeat check: a pair the annotator voted on before, served again with the sides swapped. "
+        "It takes no slot and its answer is a RepeatCheck, not a Vote.",
+    )
 
     class Meta:
         constraints = [
-            # An annotator sees a pair at most once, whatever became of it.
-            models.UniqueConstraint(fields=["pair", "annotator"], name="assignment_once_per_annotator"),
+            # An annotator sees a pair at most once, whatever became of it (a repeat check aside).
+            models.UniqueConstraint(
+                fields=["pair", "annotator"], condition=Q(repeat=False), name="assignment_once_per_annotator"
+            ),
+            # ... and is asked to repeat it at most once.
+            models.UniqueConstraint(
+                fields=["pair", "annotator"], condition=Q(repeat=True), name="assignment_one_repeat_per_annotator"
+            ),
             models.UniqueConstraint(
                 fields=["project", "annotator"], condition=Q(state="live"), name="assignment_one_live_per_annotator"
             ),
@@ -236,6 +272,38 @@ class Assignment(models.Model):
     @property
     def right(self) -> str:
         return Side.B if self.left == Side.A else Side.A
+
+
+class RepeatCheck(models.Model):
+    """An annotator's answer to a repeat check: a pair they voted on before, shown again with the sides swapped.
+
+    Stored apart from the votes: it is not a second vote on the pair, counts
+    in no tally, agreement or training, and only measures self-consistency.
+    `original_choice` is the vote's choice when the repeat was answered,
+    `choice` the repeat's, both in pair terms; `consistent` is whether they
+    are the same.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="repeat_checks")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="repeat_checks")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="repeat_check"
+    )
+    vote = models.ForeignKey("Vote", null=True, blank=True, on_delete=models.SET_NULL, related_name="repeat_checks")
+    original_choice = models.CharField(max_length=8, choices=Choice.choices)
+    original_left = models.CharField(max_length=1, choices=Side.choices, help_text="Shown left on the first vote.")
+    shown_left = models.CharField(max_length=1, choices=Side.choices, help_text="Shown left on the repeat.")
+    choice = models.CharField(max_length=8, choices=Choice.choices)
+    consistent = models.BooleanField()
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "annotator"], name="repeat_check_annotator_idx")]
+
+    def __str__(self) -> str:
+        return f"repeat of pair {self.pair_id} by {self.annotator_id}: {'consistent' if self.consistent else 'not'}"
 
 
 class Vote(models.Model):
@@ -356,6 +424,7 @@ class ImportJob(models.Model):
     file_size = models.BigIntegerField(default=0)
     format = models.CharField(max_length=10, default="auto")
     skip_invalid = models.BooleanField(default=False)
+    gold = models.BooleanField(default=False, help_text="Every row of a TRL file is a gold pair, chosen its answer.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     phase = models.CharField(max_length=16, blank=True, help_text="checking, then writing.")
     rows_total = models.PositiveIntegerField(null=True, blank=True, help_text="Known once the check pass ends.")

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
 from labeling import signals, sql
-from labeling.models import Annotator, AnnotatorStanding, Project, Vote, VoteChange
+from labeling.models import Annotator, AnnotatorStanding, Project, RepeatCheck, Vote, VoteChange
 from lib.errors import NotFound
 
 
@@ -93,8 +93,15 @@ def project_member_names(*, project: Project) -> list[str]:
 
 
 def project_members_progress(*, project: Project) -> list[dict]:
-    """Each member with their votes in the project, their last vote, and whether they may label."""
+    """Each member with their votes in the project, their last vote, whether they may label,
+    and their standing (paused or not, with the pause's reason) for admins."""
     members = list(project.members.order_by(get_user_model().USERNAME_FIELD))
+    standings = {
+        s.annotator.user_id: s
+        for s in AnnotatorStanding.objects.filter(project=project, annotator__user__in=members).select_related(
+            "annotator", "reinstated_by"
+        )
+    }
     counts = {
         row["annotator__user_id"]: row
         for row in Vote.objects.filter(project=project, annotator__user__in=members)
@@ -107,6 +114,8 @@ def project_members_progress(*, project: Project) -> list[dict]:
             "votes": counts.get(user.pk, {}).get("votes", 0),
             "last_vote": counts.get(user.pk, {}).get("last_vote"),
             "can_label": user.has_perm("labeling.label_pairs"),
+            "standing": standings.get(user.pk),
+            "paused": standings.get(user.pk) is not None and standings[user.pk].paused_at is not None,
         }
         for user in members
     ]
@@ -163,3 +172,98 @@ def annotator_ids_paused(*, project: Project) -> set[int]:
             "annotator_id", flat=True
         )
     )
+
+
+# --------------------------------------------------------------------------- #
+# Label quality: gold accuracy, self-consistency, pauses
+# --------------------------------------------------------------------------- #
+def wilson_ci(k: int, n: int) -> tuple[float | None, float | None]:
+    """The 95% Wilson score interval of k successes in n (statsmodels); (None, None) for n = 0."""
+    if n <= 0:
+        return None, None
+    from statsmodels.stats.proportion import proportion_confint  # loaded on first use: it pulls in scipy
+
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def proportion_with_ci(k: int, n: int) -> dict:
+    """k/n as {"value", "ci": [lo, hi], "n"} (the dashboard's shape), with a Wilson interval; value None at n = 0."""
+    lo, hi = wilson_ci(k, n)
+    return {"value": k / n if n else None, "ci": [lo, hi], "n": n}
+
+
+def annotator_gold_counts(
+    *, project: Project, annotator_id: int, since: datetime | None = None, before: datetime | None = None
+) -> tuple[int, int]:
+    """(right, answered) over the annotator's votes on the project's gold pairs, cast after `since`
+    and before `before` where given. A tie or both-bad vote is an answer, and not a right one."""
+    votes = Vote.objects.filter(project=project, annotator_id=annotator_id).exclude(pair__gold="")
+    if since is not None:
+        votes = votes.filter(created_at__gt=since)
+    if before is not None:
+        votes = votes.filter(created_at__lt=before)
+    row = votes.aggregate(n=Count("id"), right=Count("id", filter=Q(choice=F("pair__gold"))))
+    return row["right"], row["n"]
+
+
+def annotators_gold_counts(*, project: Project, annotator_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(right, answered) on gold pairs for each of these annotators who answered any, all their gold votes."""
+    rows = (
+        Vote.objects.filter(project=project, annotator_id__in=annotator_ids)
+        .exclude(pair__gold="")
+        .values("annotator_id")
+        .annotate(n=Count("id"), right=Count("id", filter=Q(choice=F("pair__gold"))))
+    )
+    return {r["annotator_id"]: (r["right"], r["n"]) for r in rows}
+
+
+def annotators_repeat_counts(*, project: Project, annotator_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(consistent, answered) repeat checks for each of these annotators who answered any."""
+    rows = (
+        RepeatCheck.objects.filter(project=project, annotator_id__in=annotator_ids)
+        .values("annotator_id")
+        .annotate(n=Count("id"), same=Count("id", filter=Q(consistent=True)))
+    )
+    return {r["annotator_id"]: (r["same"], r["n"]) for r in rows}
+
+
+def annotator_is_paused(*, project: Project, annotator: Annotator) -> bool:
+    return AnnotatorStanding.objects.filter(project=project, annotator=annotator, paused_at__isnull=False).exists()
+
+
+def annotator_standings(*, project: Project, annotator_ids: list[int]) -> dict[int, AnnotatorStanding]:
+    return {
+        s.annotator_id: s
+        for s in AnnotatorStanding.objects.filter(project=project, annotator_id__in=annotator_ids).select_related(
+            "reinstated_by"
+        )
+    }
+
+
+def project_contacts(*, project: Project) -> list[str]:
+    """Who a paused annotator should contact: the active users who may manage the project (admins)."""
+    User = get_user_model()
+    perm = Q(groups__permissions__codename="change_project", groups__permissions__content_type__app_label="labeling")
+    perm |= Q(user_permissions__codename="change_project", user_permissions__content_type__app_label="labeling")
+    users = User.objects.filter(Q(is_superuser=True) | perm, is_active=True).distinct().order_by(User.USERNAME_FIELD)
+    return [u.get_username() for u in users[:5]]
+
+
+def project_contact_text(*, project: Project) -> str:
+    names = project_contacts(project=project)
+    if not names:
+        return "the project's administrators"
+    return "an administrator of the project (" + ", ".join(names) + ")"
+
+
+def annotators_paused_count(*, project: Project) -> int:
+    return AnnotatorStanding.objects.filter(project=project, paused_at__isnull=False).count()
+
+
+def annotator_by_username(*, username: str) -> Annotator:
+    field = get_user_model().USERNAME_FIELD
+    annotator = Annotator.objects.filter(**{f"user__{field}": username}).select_related("user").first()
+    if annotator is None:
+        raise NotFound(f"No annotator named {username}.")
+    return annotator

@@ -8,7 +8,9 @@ selection and the dashboard never aggregate over the vote table.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import random
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -26,17 +28,19 @@ from django.utils import timezone
 from labeling import selectors, signals, sql
 from labeling.models import (
     Annotator,
+    AnnotatorStanding,
     Assignment,
     Choice,
     Pair,
     Project,
+    RepeatCheck,
     Side,
     Split,
     Vote,
     VoteChange,
 )
 from labeling.pseudonyms import pseudonyms_resolve
-from lib.errors import Conflict, InvalidInput, NotFound
+from lib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from preferences.labels import Tally
 from preferences.records import PreferenceRecord
 from preferences.splits import split_for_prompt
@@ -96,6 +100,10 @@ PROJECT_FIELDS = (
     "test_percent",
     "acquisition",
     "exploration_percent",
+    "gold_percent",
+    "repeat_percent",
+    "gold_pause_below",
+    "gold_min_votes",
 )
 
 
@@ -270,7 +278,9 @@ class ImportCounts:
         self.votes += other.votes
 
 
-def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord], shuffle_sides: bool) -> ImportCounts:
+def pairs_import_batch(
+    *, project: Project, records: Sequence[PreferenceRecord], shuffle_sides: bool, gold_first: bool = False
+) -> ImportCounts:
     """Write one batch of parsed records, idempotently by content hash.
 
     New pairs are created with their votes. A pair already in the project
@@ -279,18 +289,34 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
     side of each new pair is flipped by a bit of its content hash, so that a
     file whose first response is always the chosen one (TRL shape) does not
     leave `response_a` always the winner.
+
+    Gold pairs: a record's `gold` ("a"/"b", pair terms) is stored on a new
+    pair; `gold_first` makes every record gold with its first response the
+    answer (a TRL file imported with --gold: chosen is the answer, and the
+    row's label is not stored as a vote). A pair
+    stored already keeps the gold answer it has, or has not: making a voted
+    pair gold afterwards would move its votes out of counts already made.
     """
     counts = ImportCounts()
     by_hash: dict[str, PreferenceRecord] = {}
+    golds: dict[str, str] = {}
     for record in records:
         h = pair_content_hash(prompt=record.prompt, response_a=record.response_a, response_b=record.response_b)
+        if gold_first:  # the row's label is the answer, not anyone's vote
+            record, gold = dataclasses.replace(record, votes=()), "a"
+        else:
+            gold = record.gold or ""
         if h in by_hash:
             counts.duplicates += 1
+            if gold and not golds.get(h):
+                golds[h] = gold if record.response_a == by_hash[h].response_a else _FLIP[gold]
             by_hash[h] = _merge_votes(by_hash[h], record)
             continue
         if shuffle_sides and int(h[-1], 16) % 2:
             record = record.swapped()
+            gold = _FLIP.get(gold, "")
         by_hash[h] = record
+        golds[h] = gold
 
     with transaction.atomic():
         found = _pair_ids_by_hash(project, list(by_hash))
@@ -313,9 +339,8 @@ def pairs_import_batch(*, project: Project, records: Sequence[PreferenceRecord],
         splits = {
             h: pair_split_for_prompt(prompt=r.prompt, test_percent=project.test_percent) for h, r in fresh.items()
         }
-        pair_ids = _new_pairs_insert(project, fresh, splits)
+        pair_ids = _new_pairs_insert(project, fresh, splits, golds)
         counts.created = len(pair_ids)
-
         vote_rows = [
             (project.pk, pair_ids[h], annotator_ids[v.annotator], v.choice, v.strength, v.rationale, False)
             for h, record in fresh.items()
@@ -350,11 +375,15 @@ _PAIR_COLUMNS = (
     "votes_a",
     "votes_b",
     "votes_tie",
+    "gold",
 )
+_FLIP = {"a": "b", "b": "a"}
 _VOTE_COLUMNS = ("project_id", "pair_id", "annotator_id", "choice", "strength", "rationale", "in_aggregates")
 
 
-def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], splits: dict[str, str]) -> dict[str, int]:
+def _new_pairs_insert(
+    project: Project, fresh: dict[str, PreferenceRecord], splits: dict[str, str], golds: dict[str, str]
+) -> dict[str, int]:
     """Insert the pairs not stored yet, their counters already counting their
     votes; returns their ids by content hash."""
     rows = []
@@ -377,6 +406,7 @@ def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], spli
                 n_a,
                 n_b,
                 n_tie,
+                golds.get(h, ""),
             )
         )
     _rows_insert(Pair, _PAIR_COLUMNS, rows)
@@ -488,15 +518,37 @@ def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator
 # --------------------------------------------------------------------------- #
 # Leases
 # --------------------------------------------------------------------------- #
-def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
-    """The annotator's current lease, or a new one on the least-served open pair.
+PAUSED_MESSAGE = (
+    "You are paused on this project: your answers to its check pairs fell below the accuracy it requires, "
+    "so it serves you no more pairs for now. Contact {contact} to be reinstated."
+)
+# Pairs between a vote and its repeat check, at the least.
+REPEAT_AFTER = 20
+# Draws the kind of each pair served (ordinary, gold, repeat); tests seed it.
+_draw = random.Random()
 
-    Never a pair this annotator has seen (voted, skipped or leased), never a
-    pair whose votes plus live leases have reached K. Safe under
-    concurrency: the slot is taken under the pick's row lock, taken with SKIP
-    LOCKED on PostgreSQL (`sql.lease_current_or_take`), and a partial unique
-    index allows one live lease per annotator and project. The statements are
-    hand-written SQL: this runs for every pair served.
+
+class AnnotatorPaused(Forbidden):
+    """The annotator is paused on the project: no pairs until an admin reinstates them."""
+
+
+def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
+    """The annotator's current lease, or a new one.
+
+    Most leases are on the least-served open pair. A share of them
+    (`project.gold_percent`) is on a gold pair the annotator has not seen,
+    and another (`project.repeat_percent`) repeats a pair they voted on at
+    least REPEAT_AFTER pairs ago, sides swapped (a repeat check); when that
+    kind has nothing for them, an ordinary pair is served. The leases look
+    alike to the annotator.
+
+    Never a pair this annotator has seen (voted, skipped or leased; a repeat
+    check aside), never an ordinary pair whose votes plus live leases have
+    reached K. Safe under concurrency: the slot is taken under the pick's row
+    lock, taken with SKIP LOCKED on PostgreSQL (`sql.lease_current_or_take`),
+    and a partial unique index allows one live lease per annotator and
+    project. The statements are hand-written SQL: this runs for every pair
+    served. AnnotatorPaused (403) for an annotator paused on the project.
     """
     now = now or timezone.now()
     annotator = annotator_for_user(user=user)
@@ -509,20 +561,42 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
     # the common path to one statement.
     if assignment is None and assignments_reclaim_expired(now=now, project=project):
         assignment = _lease(project=project, annotator=annotator, now=now)
+    if assignment is None and selectors.annotator_is_paused(project=project, annotator=annotator):
+        raise AnnotatorPaused(PAUSED_MESSAGE.format(contact=selectors.project_contact_text(project=project)))
     return assignment
 
 
+def _lease_kind(project: Project) -> str:
+    """What to serve next: "gold", "repeat" or "pair", at the project's rates."""
+    x = _draw.random() * 100
+    if x < project.gold_percent:
+        return "gold"
+    if x < project.gold_percent + project.repeat_percent:
+        return "repeat"
+    return "pair"
+
+
 def _lease(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
-    assignment = sql.lease_current_or_take(
-        project_id=project.pk,
-        annotator_id=annotator.pk,
-        overlap_target=project.overlap_target,
-        left=secrets.choice((Side.A, Side.B)),
-        served_at=now,
-        expires_at=now + timedelta(seconds=project.lease_seconds),
-    )
-    if assignment is not None:
-        return assignment
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    kind = _lease_kind(project)
+    if kind == "repeat":
+        assignment = sql.repeat_lease_take(
+            project_id=project.pk, annotator_id=annotator.pk, between=REPEAT_AFTER, served_at=now, expires_at=expires_at
+        )
+        if assignment is not None:
+            return assignment
+    for pick in ("gold", "pair") if kind == "gold" else ("pair",):
+        assignment = sql.lease_current_or_take(
+            project_id=project.pk,
+            annotator_id=annotator.pk,
+            overlap_target=project.overlap_target,
+            left=secrets.choice((Side.A, Side.B)),
+            served_at=now,
+            expires_at=expires_at,
+            pick=pick,
+        )
+        if assignment is not None:
+            return assignment
     # Nothing open for them, or the same annotator asked twice at once and
     # the other request's lease won the one-live-lease index: hand that one over.
     return sql.assignment_live(project_id=project.pk, annotator_id=annotator.pk)
@@ -540,14 +614,16 @@ def assignments_reclaim_expired(
         if ids is not None:
             stale = stale.filter(pk__in=ids)
         rows = list(
-            stale.select_for_update(skip_locked=True).order_by("expires_at").values_list("pk", "pair_id")[:limit]
+            stale.select_for_update(skip_locked=True)
+            .order_by("expires_at")
+            .values_list("pk", "pair_id", "repeat")[:limit]
         )
         if not rows:
             return 0
-        Assignment.objects.filter(pk__in=[pk for pk, _ in rows], state=Assignment.State.LIVE).update(
+        Assignment.objects.filter(pk__in=[pk for pk, _, _ in rows], state=Assignment.State.LIVE).update(
             state=Assignment.State.EXPIRED
         )
-        per_pair = Counter(pair_id for _, pair_id in rows)
+        per_pair = Counter(pair_id for _, pair_id, repeat in rows if not repeat)  # a repeat check holds no slot
         for n, pair_ids in _group_by_count(per_pair).items():
             Pair.objects.filter(pk__in=pair_ids).update(slots_taken=F("slots_taken") - n)
     return len(rows)
@@ -579,7 +655,8 @@ def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> None:
         if assignment.state != Assignment.State.LIVE:
             raise Conflict(f"This assignment is already {assignment.state}.")
         sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.SKIPPED)
-        sql.pair_release_slot(pair_id=assignment.pair_id)
+        if not assignment.repeat:  # a repeat check holds no slot
+            sql.pair_release_slot(pair_id=assignment.pair_id)
 
 
 # --------------------------------------------------------------------------- #
@@ -649,12 +726,16 @@ def vote_submit(
         durable=settings.LABELING_DURABLE_VOTES,
     )
     if vote is not None:
+        if vote.pair_gold:
+            annotator_gold_check(project_id=vote.project_id, annotator_id=vote.annotator_id, now=now)
         return vote, True
     with transaction.atomic():
         assignment = _owned_assignment_for_update(assignment_id=assignment_id, user=user)
         project = assignment.project
         _validate_vote_for_project(project=project, choice=choice, strength=strength, rationale=rationale)
         pair_choice = _choice_in_pair_terms(screen_choice=choice, left=assignment.left)
+        if assignment.repeat:
+            return _repeat_answer(assignment=assignment, choice=pair_choice, latency_ms=latency_ms, now=now)
 
         if assignment.state == Assignment.State.VOTED:
             existing = Vote.objects.get(assignment=assignment)
@@ -685,7 +766,135 @@ def vote_submit(
         # The dashboard aggregates count it when it is folded in, after this
         # request (dashboard.aggregates): here it would queue behind every
         # other vote in the project, on the project-wide aggregate rows.
+    if Pair.objects.filter(pk=vote.pair_id).exclude(gold="").exists():
+        annotator_gold_check(project_id=vote.project_id, annotator_id=vote.annotator_id, now=now)
     return vote, True
+
+
+def _repeat_answer(*, assignment: Assignment, choice: str, latency_ms: int | None, now: datetime) -> tuple[Vote, bool]:
+    """Store the answer to a repeat check (locked lease, choice in pair terms) as a RepeatCheck, not a vote.
+
+    Answered as a vote is: the annotator's vote on the pair, with the choice
+    of this answer, so a client cannot tell a repeat from any other pair.
+    Answering again with the same choice is a retry; a late answer on an
+    expired repeat still counts (it takes no slot). Conflict when skipped,
+    or when the first vote is gone (undone) meanwhile.
+    """
+    if assignment.state == Assignment.State.SKIPPED:
+        raise Conflict("You skipped this pair.")
+    original = Vote.objects.filter(pair_id=assignment.pair_id, annotator_id=assignment.annotator_id).first()
+    if assignment.state == Assignment.State.VOTED:
+        check = RepeatCheck.objects.filter(assignment=assignment).first()
+        if check is None or check.choice != choice:
+            raise Conflict("You already voted on this pair.")
+        return _repeat_as_vote(check, original), False
+    if original is None:
+        sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.SKIPPED)
+        raise Conflict("This pair is no longer yours to vote on.")
+    server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
+    if latency_ms is None or not 0 <= latency_ms <= server_ms:
+        latency_ms = server_ms
+    check = RepeatCheck.objects.create(
+        project_id=assignment.project_id,
+        annotator_id=assignment.annotator_id,
+        pair_id=assignment.pair_id,
+        assignment=assignment,
+        vote=original,
+        original_choice=original.choice,
+        original_left=original.shown_left or "",
+        shown_left=assignment.left,
+        choice=choice,
+        consistent=choice == original.choice,
+        latency_ms=latency_ms,
+        created_at=now,
+    )
+    sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.VOTED)
+    assignment.state = Assignment.State.VOTED
+    return _repeat_as_vote(check, original), True
+
+
+def _repeat_as_vote(check: RepeatCheck, original: Vote | None) -> Vote:
+    """A repeat check's answer in the shape of a vote (unsaved): the id of the annotator's vote on the pair."""
+    vote = Vote(
+        id=original.pk if original else None,
+        project_id=check.project_id,
+        pair_id=check.pair_id,
+        annotator_id=check.annotator_id,
+        choice=check.choice,
+        shown_left=check.shown_left,
+        latency_ms=check.latency_ms,
+        created_at=check.created_at,
+    )
+    vote._state.adding = False
+    return vote
+
+
+# --------------------------------------------------------------------------- #
+# Gold pairs: the automatic pause, and reinstating
+# --------------------------------------------------------------------------- #
+def annotator_gold_check(*, project_id: int, annotator_id: int, now: datetime | None = None) -> bool:
+    """Pause the annotator if their gold votes say so; whether they are paused now.
+
+    Run after each vote on a gold pair. Counts their gold votes since they
+    were last reinstated (all of them if never): with at least
+    `project.gold_min_votes` of them, and the upper end of the 95% Wilson
+    interval of their accuracy below `project.gold_pause_below`, they are
+    paused (AnnotatorStanding.paused_at) and their live lease given back.
+    A tie or both-bad vote on a gold pair counts as wrong.
+    """
+    now = now or timezone.now()
+    project = Project.objects.get(pk=project_id)
+    standing = AnnotatorStanding.objects.filter(project_id=project_id, annotator_id=annotator_id).first()
+    if standing is not None and standing.paused_at is not None:
+        return True
+    correct, n = selectors.annotator_gold_counts(
+        project=project, annotator_id=annotator_id, since=standing.reinstated_at if standing else None
+    )
+    if n < project.gold_min_votes:
+        return False
+    _lo, hi = selectors.wilson_ci(correct, n)
+    if hi >= project.gold_pause_below:
+        return False
+    reason = (
+        f"Automatic: {correct} of {n} check pairs right ({correct / n:.0%}); the 95% interval's upper end "
+        f"{hi:.2f} is below the project's {project.gold_pause_below:.2f}."
+    )
+    with transaction.atomic():
+        AnnotatorStanding.objects.get_or_create(project_id=project_id, annotator_id=annotator_id)
+        paused = AnnotatorStanding.objects.filter(
+            project_id=project_id, annotator_id=annotator_id, paused_at__isnull=True
+        ).update(paused_at=now, pause_reason=reason)
+        if paused:
+            _pairs_count(_leases_give_back(project_id=project_id, annotator_id=annotator_id))
+    return True
+
+
+def annotator_reinstate(
+    *, project: Project, annotator: Annotator, by: AbstractBaseUser, reason: str, now: datetime | None = None
+) -> AnnotatorStanding:
+    """Lift an annotator's pause, with a reason that is recorded (who, when, why).
+
+    Their votes count in training again, and they are served pairs again.
+    Only gold votes cast after `now` count towards a next pause: the ones
+    that paused them do not pause them again. InvalidInput without a
+    reason; Conflict when they are not paused.
+    """
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Give a reason for reinstating: it is recorded.")
+    if len(reason) > 2000:
+        raise InvalidInput("Keep the reason under 2,000 characters.")
+    with transaction.atomic():
+        standing = AnnotatorStanding.objects.select_for_update().filter(project=project, annotator=annotator).first()
+        if standing is None or standing.paused_at is None:
+            raise Conflict(f"{annotator} is not paused on this project.")
+        standing.paused_at = None
+        standing.reinstated_at = now
+        standing.reinstated_by = by
+        standing.reinstate_reason = reason
+        standing.save(update_fields=["paused_at", "reinstated_at", "reinstated_by", "reinstate_reason"])
+    return standing
 
 
 # --------------------------------------------------------------------------- #
@@ -805,11 +1014,11 @@ def _leases_give_back(*, project_id: int, annotator_id: int) -> dict[int, Counte
     held = list(
         Assignment.objects.select_for_update()
         .filter(project_id=project_id, annotator_id=annotator_id, state=Assignment.State.LIVE)
-        .values_list("pk", "pair_id")
+        .values_list("pk", "pair_id", "repeat")
     )
     if held:
-        Assignment.objects.filter(pk__in=[pk for pk, _ in held]).delete()
-    return {pair_id: Counter(slots_taken=-1) for _, pair_id in held}
+        Assignment.objects.filter(pk__in=[pk for pk, _, _ in held]).delete()
+    return {pair_id: Counter(slots_taken=-1) for _, pair_id, repeat in held if not repeat}
 
 
 def vote_undo(*, assignment_id: int, user: AbstractBaseUser, now: datetime | None = None) -> UndoneVote:
@@ -936,4 +1145,6 @@ def vote_change(
         vote.choice, vote.strength, vote.rationale = pair_choice, strength, new_rationale
         vote.in_aggregates = vote.in_aggregates and not moved
         vote.save(update_fields=["choice", "strength", "rationale", "in_aggregates"])
+    if moved and Pair.objects.filter(pk=vote.pair_id).exclude(gold="").exists():
+        annotator_gold_check(project_id=vote.project_id, annotator_id=vote.annotator_id, now=now)
     return vote

@@ -215,16 +215,29 @@ def assignment_live(*, project_id: int, annotator_id: int) -> Assignment | None:
 # archived pairs left out:
 # the subquery walks the (project, slots_taken, rank) index in order. On
 # PostgreSQL it locks its pick with SKIP LOCKED, so concurrent annotators take
-# different pairs instead of queueing.
-_PICK_WHERE = (
-    "SELECT p.id FROM labeling_pair p WHERE p.project_id = %(project)s AND p.slots_taken < %(k)s"
-    " AND NOT p.archived"
-    " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = p.id AND s.annotator_id = %(annotator)s)"
+# different pairs instead of queueing. Two kinds of pick (`PICKS`):
+# - "pair": an ordinary pair whose votes plus leases are under K;
+# - "gold": a gold pair (known answer), whatever its votes: every annotator
+#   is to answer them, so K does not cap them; they walk their own partial index.
+# A paused annotator (labeling.models.AnnotatorStanding) gets neither: the
+# check is a one-time filter, so the common path stays one statement.
+_PICK_SEEN = (
+    " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = p.id AND s.annotator_id = %(annotator)s"
+    " AND NOT s.repeat)"
     " AND NOT EXISTS (SELECT 1 FROM labeling_vote v WHERE v.pair_id = p.id AND v.annotator_id = %(annotator)s)"
+    " AND NOT EXISTS (SELECT 1 FROM labeling_annotatorstanding st WHERE st.project_id = %(project)s"
+    " AND st.annotator_id = %(annotator)s AND st.paused_at IS NOT NULL)"
 )
+_PICK_WHERES = {
+    "pair": "SELECT p.id FROM labeling_pair p WHERE p.project_id = %(project)s AND p.slots_taken < %(k)s"
+    " AND NOT p.archived AND p.gold = ''" + _PICK_SEEN,
+    "gold": "SELECT p.id FROM labeling_pair p WHERE p.project_id = %(project)s AND p.gold <> ''"
+    " AND NOT p.archived" + _PICK_SEEN,
+}
+PICKS = tuple(_PICK_WHERES)
+_PICK_WHERE = _PICK_WHERES["pair"]
 _PICK_ORDER = " ORDER BY p.slots_taken, p.rank LIMIT 1"
-_PICK = _PICK_WHERE + _PICK_ORDER
-_LEASE_COLUMNS = 'project_id, pair_id, annotator_id, "left", state, served_at, expires_at'
+_LEASE_COLUMNS = 'project_id, pair_id, annotator_id, "left", state, served_at, expires_at, repeat'
 _PAIR_SHOWN_NAMES = ", ".join(_PAIR_SHOWN.attnames)
 # The statements below are built once, here, not per request.
 
@@ -235,26 +248,53 @@ _PAIR_SHOWN_NAMES = ", ".join(_PAIR_SHOWN.attnames)
 # lease is inserted before the slot is taken, so a lease the one-live-lease
 # index refuses (the same annotator asking twice at once) takes no slot; the
 # pick's row lock keeps the count from moving in between.
-LEASE_STATEMENT_POSTGRESQL = (
-    f"WITH live AS (SELECT {_ASSIGNMENT.columns('a')} FROM labeling_assignment a"
-    "  WHERE a.project_id = %(project)s AND a.annotator_id = %(annotator)s AND a.state = 'live'),"
-    f" pick AS ({_PICK_WHERE} AND NOT EXISTS (SELECT 1 FROM live){_PICK_ORDER} FOR UPDATE OF p SKIP LOCKED),"
-    f" lease AS (INSERT INTO labeling_assignment ({_LEASE_COLUMNS})"
-    "  SELECT %(project)s, pick.id, %(annotator)s, %(left)s, 'live', %(served)s, %(expires)s FROM pick"
-    f"  ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT.columns('labeling_assignment')}),"
-    " slot AS (UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = (SELECT pair_id FROM lease)"
-    f"  RETURNING {_PAIR_SHOWN_NAMES})"
-    f" SELECT lease.*, {_PAIR_SHOWN.columns('slot')} FROM lease JOIN slot ON slot.id = lease.pair_id"
-    f" UNION ALL SELECT live.*, {_PAIR_SHOWN.columns('p')} FROM live JOIN labeling_pair p ON p.id = live.pair_id"
-)
+LEASE_STATEMENTS_POSTGRESQL = {
+    kind: (
+        f"WITH live AS (SELECT {_ASSIGNMENT.columns('a')} FROM labeling_assignment a"
+        "  WHERE a.project_id = %(project)s AND a.annotator_id = %(annotator)s AND a.state = 'live'),"
+        f" pick AS ({where} AND NOT EXISTS (SELECT 1 FROM live){_PICK_ORDER} FOR UPDATE OF p SKIP LOCKED),"
+        f" lease AS (INSERT INTO labeling_assignment ({_LEASE_COLUMNS})"
+        "  SELECT %(project)s, pick.id, %(annotator)s, %(left)s, 'live', %(served)s, %(expires)s, false FROM pick"
+        f"  ON CONFLICT DO NOTHING RETURNING {_ASSIGNMENT.columns('labeling_assignment')}),"
+        " slot AS (UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = (SELECT pair_id FROM lease)"
+        f"  RETURNING {_PAIR_SHOWN_NAMES})"
+        f" SELECT lease.*, {_PAIR_SHOWN.columns('slot')} FROM lease JOIN slot ON slot.id = lease.pair_id"
+        f" UNION ALL SELECT live.*, {_PAIR_SHOWN.columns('p')} FROM live JOIN labeling_pair p ON p.id = live.pair_id"
+    )
+    for kind, where in _PICK_WHERES.items()
+}
+LEASE_STATEMENT_POSTGRESQL = LEASE_STATEMENTS_POSTGRESQL["pair"]
 # SQLite: the same steps, one by one.
-_SLOT_TAKE_SQLITE = (
-    f"UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ({_PICK})"
-    f" AND slots_taken < %(k)s RETURNING {_PAIR_SHOWN_NAMES}"
-)
+_SLOT_TAKE_SQLITE = {
+    "pair": f"UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ({_PICK_WHERES['pair']}{_PICK_ORDER})"
+    f" AND slots_taken < %(k)s RETURNING {_PAIR_SHOWN_NAMES}",
+    "gold": f"UPDATE labeling_pair SET slots_taken = slots_taken + 1 WHERE id = ({_PICK_WHERES['gold']}{_PICK_ORDER})"
+    f" RETURNING {_PAIR_SHOWN_NAMES}",
+}
 _LEASE_INSERT_SQLITE = (
     f"INSERT INTO labeling_assignment ({_LEASE_COLUMNS}) VALUES (%(project)s, %(pair)s, %(annotator)s,"
-    " %(left)s, 'live', %(served)s, %(expires)s) ON CONFLICT DO NOTHING RETURNING id"
+    " %(left)s, 'live', %(served)s, %(expires)s, false) ON CONFLICT DO NOTHING RETURNING id"
+)
+
+# A repeat check (labeling.services): the annotator's most recent vote, cast
+# on a screen, on an ordinary pair, with at least %(between)s of their votes
+# after it and no repeat of it yet. Their votes walk the (annotator, project)
+# index; it runs for a few percent of the pairs served.
+_REPEAT_PICK = (
+    "SELECT v.pair_id, v.shown_left FROM labeling_vote v JOIN labeling_pair p ON p.id = v.pair_id"
+    " WHERE v.annotator_id = %(annotator)s AND v.project_id = %(project)s AND v.shown_left IS NOT NULL"
+    " AND p.gold = '' AND NOT p.archived"
+    " AND v.id <= (SELECT w.id FROM labeling_vote w WHERE w.annotator_id = %(annotator)s"
+    "  AND w.project_id = %(project)s ORDER BY w.id DESC LIMIT 1 OFFSET %(between)s)"
+    " AND NOT EXISTS (SELECT 1 FROM labeling_assignment s WHERE s.pair_id = v.pair_id"
+    "  AND s.annotator_id = %(annotator)s AND s.repeat)"
+    " AND NOT EXISTS (SELECT 1 FROM labeling_annotatorstanding st WHERE st.project_id = %(project)s"
+    "  AND st.annotator_id = %(annotator)s AND st.paused_at IS NOT NULL)"
+    " ORDER BY v.id DESC LIMIT 1"
+)
+_REPEAT_INSERT = (
+    f"INSERT INTO labeling_assignment ({_LEASE_COLUMNS}) VALUES (%(project)s, %(pair)s, %(annotator)s,"
+    " %(left)s, 'live', %(served)s, %(expires)s, true) ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
@@ -271,7 +311,14 @@ def pairs_open_count(*, project_id: int, annotator_id: int | None, overlap_targe
 
 
 def lease_current_or_take(
-    *, project_id: int, annotator_id: int, overlap_target: int, left: str, served_at: datetime, expires_at: datetime
+    *,
+    project_id: int,
+    annotator_id: int,
+    overlap_target: int,
+    left: str,
+    served_at: datetime,
+    expires_at: datetime,
+    pick: str = "pair",
 ) -> Assignment | None:
     """The annotator's live lease in the project, with its pair; else a new lease on
     the least-served open pair they have not seen (with `left`, `served_at` and
@@ -279,7 +326,8 @@ def lease_current_or_take(
     their own concurrent request's lease won the one-live-lease index (a partial
     unique index allows one per project).
 
-    A live lease is returned as found, even past its expiry: deciding what to
+    `pick` is "pair" (an ordinary pair) or "gold" (a gold pair, K not
+    applied: see `PICKS`). A live lease is returned as found, even past its expiry: deciding what to
     do with it is the caller's. Taking a slot counts the lease in the pair's
     `slots_taken`, re-checked against K under the row's lock, so K holds under
     any interleaving. PostgreSQL runs one statement; SQLite, which serialises
@@ -294,13 +342,13 @@ def lease_current_or_take(
         "expires": db_datetime(expires_at),
     }
     if connection.vendor == "postgresql":
-        row = fetchone(LEASE_STATEMENT_POSTGRESQL, params)
+        row = fetchone(LEASE_STATEMENTS_POSTGRESQL[pick], params)
         return None if row is None else _assignment_with_pair(row)
     with transaction.atomic():
         live = assignment_live(project_id=project_id, annotator_id=annotator_id)
         if live is not None:
             return live
-        row = fetchone(_SLOT_TAKE_SQLITE, params)
+        row = fetchone(_SLOT_TAKE_SQLITE[pick], params)
         if row is None:
             return None
         pair = _PAIR_SHOWN.instance(row)
@@ -320,6 +368,34 @@ def lease_current_or_take(
     )
     assignment._state.adding = False
     return assignment
+
+
+def repeat_lease_take(
+    *, project_id: int, annotator_id: int, between: int, served_at: datetime, expires_at: datetime
+) -> Assignment | None:
+    """The annotator's live lease if they hold one; else a repeat-check lease: the pair of
+    their most recent vote with at least `between` of their votes after it and no repeat yet,
+    shown with the sides swapped. None when no vote qualifies (or a concurrent request of
+    theirs won the one-live-lease index). A repeat takes no slot: it adds no vote."""
+    params = {
+        "project": project_id,
+        "annotator": annotator_id,
+        "between": between,
+        "served": db_datetime(served_at),
+        "expires": db_datetime(expires_at),
+    }
+    with transaction.atomic():
+        live = assignment_live(project_id=project_id, annotator_id=annotator_id)
+        if live is not None:
+            return live
+        row = fetchone(_REPEAT_PICK, params)
+        if row is None:
+            return None
+        pair_id, shown_left = row
+        swapped = "b" if shown_left == "a" else "a"
+        if fetchone(_REPEAT_INSERT, {**params, "pair": pair_id, "left": swapped}) is None:
+            return None
+        return assignment_live(project_id=project_id, annotator_id=annotator_id)
 
 
 def pair_release_slot(*, pair_id: int) -> None:
@@ -383,7 +459,8 @@ _PAIR_COUNT_BY_VOTE_CHOICE = ", ".join(
 # latency rule mirrors services.vote_submit's.
 _VOTE_ON_LIVE_LEASE = (
     "WITH lease AS (UPDATE labeling_assignment a SET state = 'voted' FROM labeling_project j"
-    "  WHERE a.id = %(lease)s AND a.annotator_id = %(annotator)s AND a.state = 'live' AND j.id = a.project_id"
+    "  WHERE a.id = %(lease)s AND a.annotator_id = %(annotator)s AND a.state = 'live' AND NOT a.repeat"
+    "  AND j.id = a.project_id"
     "  AND (j.allow_tie OR %(choice)s <> 'tie') AND (j.allow_both_bad OR %(choice)s <> 'both_bad')"
     "  AND (j.ask_strength OR %(strength)s::integer IS NULL) AND (j.ask_rationale OR %(rationale)s = '')"
     '  RETURNING a.id, a.project_id, a.pair_id, a."left",'
@@ -397,8 +474,8 @@ _VOTE_ON_LIVE_LEASE = (
     "   %(now)s, false FROM lease"
     "  RETURNING id, project_id, pair_id, choice, shown_left, latency_ms),"
     f" pair AS (UPDATE labeling_pair p SET vote_count = p.vote_count + 1, {_PAIR_COUNT_BY_VOTE_CHOICE}"
-    "  FROM vote WHERE p.id = vote.pair_id)"
-    " SELECT id, project_id, pair_id, choice, shown_left, latency_ms, {commit} FROM vote"
+    "  FROM vote WHERE p.id = vote.pair_id RETURNING p.gold)"
+    " SELECT id, project_id, pair_id, choice, shown_left, latency_ms, (SELECT gold FROM pair), {commit} FROM vote"
 )
 _VOTE_ON_LIVE_LEASE_POSTGRESQL = {
     durable: _VOTE_ON_LIVE_LEASE.format(commit="NULL" if durable else _SOFT_COMMIT) for durable in (True, False)
@@ -443,7 +520,7 @@ def vote_record_on_live_lease(
     )
     if row is None:
         return None
-    vote_id, project_id, pair_id, pair_choice, shown_left, latency = row[:6]
+    vote_id, project_id, pair_id, pair_choice, shown_left, latency, gold = row[:7]
     vote = Vote(
         id=vote_id,
         project_id=project_id,
@@ -459,6 +536,7 @@ def vote_record_on_live_lease(
         in_aggregates=False,
     )
     vote._state.adding = False
+    vote.pair_gold = gold  # whether the vote was on a gold pair: the caller checks the annotator then
     return vote
 
 
@@ -474,7 +552,7 @@ def vote_record(
 ) -> Vote:
     """Store a vote on a locked lease whose slot is held: the vote (not in the
     dashboard aggregates yet: they fold it in later), the lease marked voted,
-    the pair's counters.
+    the pair's counters. Not for a repeat check (`repeat_check_record`).
 
     The full path's writes, in the caller's transaction. On PostgreSQL the
     common vote takes `vote_record_on_live_lease` instead, so this runs there

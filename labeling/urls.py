@@ -19,6 +19,11 @@ urlpatterns = [
         views_projects.project_member_remove,
         name="project-member-remove",
     ),
+    path(
+        "p/<slug:slug>/members/<int:user_id>/reinstate",
+        views_projects.annotator_reinstate,
+        name="project-member-reinstate",
+    ),
     path("p/<slug:slug>/import/", views_data.project_import, name="project-import"),
     path("p/<slug:slug>/export/", views_data.project_export, name="project-export"),
     path("p/<slug:slug>/export/download", views_data.project_export_download, name="project-export-download"),

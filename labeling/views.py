@@ -36,7 +36,11 @@ def _labeling_project(request: HttpRequest, slug: str):
 def _card_context(request: HttpRequest, project, *, undone: services.UndoneVote | None = None) -> dict:
     """The card: the annotator's lease (after an undo, the undone pair with its old vote) and
     their own progress. Only their own figures: nothing project-wide is shown to annotators."""
-    assignment = undone.assignment if undone else services.assignment_next(project=project, user=request.user)
+    paused = ""
+    try:
+        assignment = undone.assignment if undone else services.assignment_next(project=project, user=request.user)
+    except services.AnnotatorPaused as exc:
+        assignment, paused = None, exc.message
     left = selectors.pairs_left_for_annotator(project=project, user=request.user, holding=assignment is not None)
     context = {
         "project": project,
@@ -48,6 +52,7 @@ def _card_context(request: HttpRequest, project, *, undone: services.UndoneVote 
         "left_cap": PAIRS_LEFT_CAP,
         "me": selectors.annotator_own_figures(project=project, user=request.user),
         "undo_minutes": round(settings.LABELING_UNDO_SECONDS / 60),
+        "paused": paused,
     }
     if assignment is not None:
         pair = assignment.pair
@@ -66,7 +71,8 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
     project = _labeling_project(request, slug)
     context = _card_context(request, project)
     context["instructions_html"] = render_markdown(project.instructions) if project.instructions else ""
-    return render(request, "labeling/label.html", context)
+    # A paused annotator gets the page, saying so, with 403: no pairs for them here.
+    return render(request, "labeling/label.html", context, status=403 if context["paused"] else 200)
 
 
 def _next_card(request: HttpRequest, project, *, error: str = "", status: int = 200) -> HttpResponse:

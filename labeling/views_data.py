@@ -188,6 +188,7 @@ def _import_post(request: HttpRequest, project) -> HttpResponse:
         file_size=upload.size,
         fmt=fmt,
         skip_invalid=request.POST.get("skip_invalid") == "on",
+        gold=request.POST.get("gold") == "on",
     )
     request.upload_handlers[0].kept.add(upload.path)  # the job owns it now (only the one file)
     _start(job)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import selectors, services
 from labeling.forms import ProjectForm, member_names, project_form_sections
-from labeling.models import Pair
+from labeling.models import Annotator, Pair
 from labeling.rendering import render_markdown
 from lib.errors import NotFound, ServiceError
 from preferences.formats import FORMATS
@@ -141,6 +141,25 @@ def project_member_remove(request: HttpRequest, slug: str, user_id: int) -> Http
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Removed {user.get_username()}. Their votes stay.")
+    return redirect("project-members", slug=project.slug)
+
+
+@require_POST
+@permission_required("labeling.change_project", raise_exception=True)
+def annotator_reinstate(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
+    """Lift a member's automatic pause, with the reason the form requires (recorded with who and when)."""
+    project = _project(slug)
+    annotator = Annotator.objects.filter(user_id=user_id).select_related("user").first()
+    try:
+        if annotator is None:
+            raise NotFound("No such annotator.")
+        services.annotator_reinstate(
+            project=project, annotator=annotator, by=request.user, reason=request.POST.get("reason", "")
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Reinstated {annotator}: they get pairs again and their votes train again.")
     return redirect("project-members", slug=project.slug)
 
 

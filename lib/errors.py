@@ -29,3 +29,9 @@ class InvalidInput(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status = 413
+
+
+class Forbidden(ServiceError):
+    """The caller may not do this now (an annotator paused on a project): 403, nothing written."""
+
+    status = 403

@@ -22,6 +22,7 @@ PROJECT_FORM = {
     "test_percent": "20",
     "policy-min_new_votes": "50",
     "policy-promotion_delta": "0.01",
+    "policy-label_model": "majority",
 }
 
 
@@ -52,6 +53,8 @@ MATRIX = [
     row("get", "/p/{slug}/members/", LOGIN, 403, 403, 403, 200),
     row("post", "/p/{slug}/members/", LOGIN, 403, 403, 403, 302, {"names": "bob"}),
     row("post", "/p/{slug}/members/{bob_id}/remove", LOGIN, 403, 403, 403, 302),
+    # reinstating a paused annotator: admins (bob is not paused: a message, back to the members)
+    row("post", "/p/{slug}/members/{bob_id}/reinstate", LOGIN, 403, 403, 403, 302, {"reason": "ok"}),
     # API
     row("get", "/api/v1/projects", 401, 200, 200, 200, 200),
     row("get", "/api/v1/projects/{slug}/next", 401, 403, 200, 403, 200),
@@ -62,6 +65,7 @@ MATRIX = [
     row("post", "/api/v1/projects", 401, 403, 403, 403, 201, {"slug": "matrix", "name": "Matrix"}),
     row("post", "/api/v1/projects/{slug}/members", 401, 403, 403, 403, 200, {"usernames": ["bob"]}),
     row("delete", "/api/v1/projects/{slug}/members/bob", 401, 403, 403, 403, 204),
+    row("post", "/api/v1/projects/{slug}/annotators/bob/reinstate", 401, 403, 403, 403, 409, {"reason": "ok"}),
     row("get", "/api/v1/openapi.json", 200, 200, 200, 200, 200),  # the schema is public
     # import and export: admins only
     row("get", "/p/{slug}/import/", LOGIN, 403, 403, 403, 200),

@@ -44,7 +44,16 @@ FLAG_TEXT = {
     "position_bias": "position bias",
     "low_agreement": "low agreement with others",
     "too_fast": "too fast",
+    "unreliable": "unreliable (label model)",
+    "paused": "paused (gold accuracy)",
 }
+# Flags shown in red: the annotator's labels are not to be trusted (docs/label_quality.md).
+SEVERE_FLAGS = {"unreliable", "paused"}
+
+
+@register.filter
+def flag_class(code: str) -> str:
+    return "error" if code in SEVERE_FLAGS else "warn"
 
 
 @register.filter

@@ -27,6 +27,11 @@ def test_rebuild_restores_aggregates_after_they_were_lost(project, pairs, annota
     assert rebuilt == expected and sum(row[-1] for row in rebuilt) == 3
     assert AnnotatorStats.objects.get(project=project).votes == 3
     assert '"project": "demo"' in out.getvalue()
+    # and the annotators' reliability is refitted with it
+    from dashboard.models import AnnotatorReliability, ReliabilityFit
+
+    assert ReliabilityFit.objects.get(project=project).votes == 3
+    assert AnnotatorReliability.objects.filter(project=project).count() == 1
 
 
 def test_unknown_project_is_a_clear_error(db):

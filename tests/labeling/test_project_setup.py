@@ -21,6 +21,7 @@ FORM = {
     "policy-min_new_votes": "30",
     "policy-max_interval_hours": "",
     "policy-promotion_delta": "0.02",
+    "policy-label_model": "majority",
 }
 
 

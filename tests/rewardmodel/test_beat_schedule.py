@@ -30,6 +30,7 @@ def test_schedules_are_editable_rows_created_once(db):
     assert tasks["rewardmodel.tasks.reconcile_runs"] == 30
     assert tasks["rewardmodel.tasks.retrain_heads_due"] == 5
     assert tasks["dashboard.aggregates_fold"] == 5
+    assert tasks["dashboard.reliability_refit"] == 300
     assert tasks["rewardmodel.tasks.prune_models"] == 3600
     assert tasks["labeling.import_jobs_reconcile"] == 60
     # when an admin edits one and the rows are ensured again, the edit stays
@@ -57,6 +58,7 @@ def test_each_periodic_task_is_declared_once_by_the_app_that_runs_it():
     specs = [*labeling_schedules.SCHEDULES, *rewardmodel_schedules.SCHEDULES, *dashboard_schedules.SCHEDULES]
     assert sorted(s.task for s in specs) == [
         "dashboard.aggregates_fold",
+        "dashboard.reliability_refit",
         "labeling.import_jobs_reconcile",
         "rewardmodel.tasks.prune_models",
         "rewardmodel.tasks.reconcile_runs",

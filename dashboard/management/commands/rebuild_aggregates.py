@@ -3,7 +3,8 @@
 For votes written before the aggregates existed, or after a manual fix of
 the vote table. Imports, and the fold of live votes (`fold_aggregates`, the
 beat task), keep the aggregates current on their own; this is the repair
-tool.
+tool. It refits the annotators' reliability too (dashboard.quality), which
+the beat task otherwise does every few minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.aggregates import aggregates_rebuild
+from dashboard.quality import reliability_refit
 from labeling.models import Project
 
 
@@ -32,4 +34,13 @@ class Command(BaseCommand):
         for p in projects:
             started = time.perf_counter()
             aggregates_rebuild(project=p)
-            self.stdout.write(json.dumps({"project": p.slug, "seconds": round(time.perf_counter() - started, 2)}))
+            fit = reliability_refit(project=p)
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "project": p.slug,
+                        "seconds": round(time.perf_counter() - started, 2),
+                        "reliability_fit_seconds": round(fit.seconds, 2),
+                    }
+                )
+            )

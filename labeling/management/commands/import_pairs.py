@@ -1,4 +1,7 @@
-"""python manage.py import_pairs --project SLUG PATH [--format auto|trl|pairwise|pandalm] [--skip-invalid]
+"""python manage.py import_pairs --project SLUG PATH [--format auto|trl|pairwise|pandalm] [--skip-invalid] [--gold]
+
+--gold marks every row of a TRL file as a gold pair, its chosen response the
+answer (docs/label_quality.md); a pairwise file marks gold pairs per row.
 
 Validates the whole file first and writes nothing if a row is invalid
 (unless --skip-invalid), then writes in batches. The last line on stdout is
@@ -18,6 +21,7 @@ from django.db import transaction
 from labeling import services
 from labeling.importing import (
     DEFAULT_BATCH_SIZE,
+    GOLD_NEEDS_TRL,
     ImportFailed,
     pairs_import_validate,
     pairs_import_write,
@@ -44,6 +48,11 @@ class Command(BaseCommand):
             "--skip-invalid",
             action="store_true",
             help="Write the valid rows and report each invalid one, instead of writing nothing.",
+        )
+        parser.add_argument(
+            "--gold",
+            action="store_true",
+            help="Every row of this TRL file is a gold pair (a check with a known answer): chosen is the answer.",
         )
         parser.add_argument("--create-project", action="store_true", help="Create the project if it does not exist.")
         parser.add_argument("--hf", metavar="NAME", help="Stream a dataset from the Hugging Face Hub instead.")
@@ -87,6 +96,8 @@ class Command(BaseCommand):
                 on_progress=progress,
                 on_skip=self._report_skip,
             )
+            if options["gold"] and validation.fmt != "trl":
+                raise ImportFailed(GOLD_NEEDS_TRL)
             if project is None:  # only now: a file that fails the check creates nothing
                 with transaction.atomic():
                     project = services.project_create(slug=slug)
@@ -97,6 +108,7 @@ class Command(BaseCommand):
                 max_chars=options["max_chars"],
                 batch_size=options["batch_size"],
                 on_progress=progress,
+                gold=options["gold"],
             )
         except (ImportFailed, ReadError) as exc:
             hint = " Rerun with --skip-invalid to import them." if getattr(exc, "invalid_rows", None) else ""
