@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -561,9 +562,36 @@ def assignment_next(*, project: Project, user: AbstractBaseUser, now: datetime |
     # the common path to one statement.
     if assignment is None and assignments_reclaim_expired(now=now, project=project):
         assignment = _lease(project=project, annotator=annotator, now=now)
+    if assignment is None and connection.vendor == "postgresql":
+        assignment = _lease_past_locks(project=project, annotator=annotator, now=now)
     if assignment is None and selectors.annotator_is_paused(project=project, annotator=annotator):
         raise AnnotatorPaused(PAUSED_MESSAGE.format(contact=selectors.project_contact_text(project=project)))
     return assignment
+
+
+LOCKED_RETRIES = 5
+
+
+def _lease_past_locks(*, project: Project, annotator: Annotator, now: datetime) -> Assignment | None:
+    """Try again while pairs are open but were locked when the pick looked.
+
+    The pick skips rows another transaction holds (SKIP LOCKED): another
+    annotator's lease for a moment, or a chunk of a re-rank (`pairs_rerank`)
+    for the length of its UPDATE. "Nothing left" would then be false. A plain
+    read waits on no lock, so while it still sees an open pair, lease again
+    after a short pause. Runs only when the pick found nothing, so the common
+    path is untouched; at the real end of a project it costs one count.
+    """
+    for attempt in range(LOCKED_RETRIES):
+        if not sql.pairs_open_count(
+            project_id=project.pk, annotator_id=annotator.pk, overlap_target=project.overlap_target, cap=1
+        ):
+            return None
+        time.sleep(0.01 * (attempt + 1))
+        assignment = _lease(project=project, annotator=annotator, now=now)
+        if assignment is not None:
+            return assignment
+    return None
 
 
 def _lease_kind(project: Project) -> str:

@@ -33,6 +33,8 @@ class RetrainPolicyForm(forms.Form):
             form_field.help_text = ""
             self.fields[name] = form_field
         self.fields["promotion_delta"].widget.attrs.update(step="0.001")
+        # A post made before this field existed (a script, an old page) keeps the policy's label model.
+        self.fields["label_model"].required = False
 
 
 class RetrainPolicySection:
@@ -45,7 +47,10 @@ class RetrainPolicySection:
         self.form = RetrainPolicyForm(data, initial=initial, prefix="policy")
 
     def save(self, *, project: Project) -> None:
-        services.retrain_policy_update(project=project, **self.form.cleaned_data)
+        changes = dict(self.form.cleaned_data)
+        if not changes.get("label_model"):
+            changes.pop("label_model", None)
+        services.retrain_policy_update(project=project, **changes)
 
 
 def on_project_form_sections(*, project: Project | None, data: Any, **signal_kwargs) -> RetrainPolicySection:
