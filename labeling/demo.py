@@ -212,8 +212,13 @@ _RATER_ACCURACY = (0.93, 0.9, 0.65)
 
 
 def demo_records(seed: int = 7) -> list[PreferenceRecord]:
-    """Demo pairs with simulated votes on two thirds of them, sides shuffled."""
+    """Demo pairs with simulated votes on two thirds of them, sides shuffled.
+
+    The unvoted arithmetic and capital pairs (facts with one right answer) are
+    gold pairs, so the demo shows gold accuracy and the automatic pause.
+    """
     rng = random.Random(seed)
+    factual = len(_arithmetic(random.Random(seed))) + len(_CAPITALS)
     records = []
     for i, (prompt, better, worse) in enumerate(demo_triples(seed)):
         better_is_a = rng.random() < 0.5
@@ -236,6 +241,7 @@ def demo_records(seed: int = 7) -> list[PreferenceRecord]:
                 response_a=a,
                 response_b=b,
                 votes=tuple(votes),
+                gold=("a" if better_is_a else "b") if i % 3 == 0 and i < factual else None,
                 external_id=f"demo-{i}",
                 metadata={"family_index": i},
             )

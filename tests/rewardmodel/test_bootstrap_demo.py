@@ -54,3 +54,8 @@ def test_imports_the_demo_project_idempotently(db):
     # on most voted pairs
     agree = sum(1 for p in project.pairs.all() if p.vote_count and (p.votes_a != p.votes_b))
     assert agree >= 20
+    # and a few unvoted factual pairs are gold pairs, whose answer is the better side
+    gold = list(project.pairs.exclude(gold=""))
+    assert len(gold) >= 3 and all(p.vote_count == 0 for p in gold)
+    better = {prompt: good for prompt, good, _ in demo_triples()}
+    assert all((p.response_a if p.gold == "a" else p.response_b) == better[p.prompt] for p in gold)
