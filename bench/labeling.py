@@ -98,7 +98,8 @@ def bulk_pairs(project, n: int, prefix: str) -> None:
         connection.cursor() as cursor,
         cursor.copy(
             "COPY labeling_pair (project_id, prompt, response_a, response_b, content_hash, external_id, metadata,"
-            " split, rank, slots_taken, vote_count, votes_a, votes_b, votes_tie, created_at) FROM STDIN"
+            " split, rank, slots_taken, vote_count, votes_a, votes_b, votes_tie, archived, gold, created_at)"
+            " FROM STDIN"
         ) as copy,
     ):
         for i in range(n):
@@ -122,6 +123,8 @@ def bulk_pairs(project, n: int, prefix: str) -> None:
                     0,
                     0,
                     0,
+                    False,
+                    "",
                     "2026-01-01T00:00:00Z",
                 )
             )
@@ -133,7 +136,7 @@ def make_annotators(project, n: int) -> list[str]:
     from django.contrib.auth.models import Group, User
 
     from accounts import roles
-    from labeling import services
+    from accounts import services as account_services
 
     roles.roles_sync()
     group = Group.objects.get(name=roles.ANNOTATOR)
@@ -142,7 +145,7 @@ def make_annotators(project, n: int) -> list[str]:
         user = User.objects.create_user(f"bench{i}", password=None)
         user.groups.add(group)
         project.members.add(user)
-        tokens.append(services.api_token_issue(user=user, name="bench")[1])
+        tokens.append(account_services.api_token_issue(user=user, name="bench")[1])
     return tokens
 
 

@@ -100,6 +100,7 @@ def main() -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from accounts import roles
+    from accounts import services as account_services
     from labeling import services as labeling_services
     from preferences.records import TrainingPair
     from rewardmodel import artifacts
@@ -153,7 +154,7 @@ def main() -> int:
         checksums=artifacts.checksums_compute(folder=folder),
         metrics={},
     )
-    _, raw = labeling_services.api_token_issue(user=user, name="bench")
+    _, raw = account_services.api_token_issue(user=user, name="bench")
     client = Client()
     bodies = [
         json.dumps(
