@@ -14,6 +14,7 @@ from django.utils import timezone
 from labeling import signals, sql
 from labeling.models import Annotator, AnnotatorStanding, Project, RepeatCheck, Vote, VoteChange
 from lib.errors import NotFound
+from preferences.agreement import wilson_interval
 
 
 def user_sees_all_projects(*, user: AbstractBaseUser) -> bool:
@@ -177,19 +178,9 @@ def annotator_ids_paused(*, project: Project) -> set[int]:
 # --------------------------------------------------------------------------- #
 # Label quality: gold accuracy, self-consistency, pauses
 # --------------------------------------------------------------------------- #
-def wilson_ci(k: int, n: int) -> tuple[float | None, float | None]:
-    """The 95% Wilson score interval of k successes in n (statsmodels); (None, None) for n = 0."""
-    if n <= 0:
-        return None, None
-    from statsmodels.stats.proportion import proportion_confint  # loaded on first use: it pulls in scipy
-
-    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return float(lo), float(hi)
-
-
 def proportion_with_ci(k: int, n: int) -> dict:
     """k/n as {"value", "ci": [lo, hi], "n"} (the dashboard's shape), with a Wilson interval; value None at n = 0."""
-    lo, hi = wilson_ci(k, n)
+    lo, hi = wilson_interval(k, n)
     return {"value": k / n if n else None, "ci": [lo, hi], "n": n}
 
 

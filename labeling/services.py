@@ -42,6 +42,7 @@ from labeling.models import (
 )
 from labeling.pseudonyms import pseudonyms_resolve
 from lib.errors import Conflict, Forbidden, InvalidInput, NotFound
+from preferences.agreement import wilson_interval
 from preferences.labels import Tally
 from preferences.records import PreferenceRecord
 from preferences.splits import split_for_prompt
@@ -880,7 +881,7 @@ def annotator_gold_check(*, project_id: int, annotator_id: int, now: datetime | 
     )
     if n < project.gold_min_votes:
         return False
-    _lo, hi = selectors.wilson_ci(correct, n)
+    _lo, hi = wilson_interval(correct, n)
     if hi >= project.gold_pause_below:
         return False
     reason = (
