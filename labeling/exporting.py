@@ -104,6 +104,23 @@ def export_columns(*, project: Project, fmt: str, label_model: str | None = None
     }
 
 
+def export_stream(
+    *, project: Project, fmt: str, split: str = "all", min_votes: int = 0, label_model: str | None = None
+) -> tuple[dict[str, bool], Iterator[dict[str, Any]]]:
+    """The export's optional columns (`export_columns`) and its rows, with those columns: what every writer needs."""
+    columns = export_columns(project=project, fmt=fmt, label_model=label_model)
+    rows = export_rows(
+        project=project,
+        fmt=fmt,
+        split=split,
+        min_votes=min_votes,
+        with_margin=columns["with_margin"],
+        with_gold=columns["with_gold"],
+        label_model=label_model,
+    )
+    return columns, rows
+
+
 def export_label_fit(*, project: Project, label_model: str):
     """The label model fitted on the project's votes, gold pairs' answers seeding it.
 
@@ -328,21 +345,10 @@ def export_to_path(
         raise ExportFailed(f"{path} exists; pass --force to replace it")
     if not path.parent.is_dir():
         raise ExportFailed(f"{path.parent} is not a folder")
-    columns = export_columns(project=project, fmt=fmt, label_model=label_model)
+    columns, rows = export_stream(project=project, fmt=fmt, split=split, min_votes=min_votes, label_model=label_model)
     total = export_count(project=project, fmt=fmt, split=split, min_votes=min_votes)
     counter = _Counter(total, on_progress)
-    rows = counter.wrap(
-        export_rows(
-            project=project,
-            fmt=fmt,
-            split=split,
-            min_votes=min_votes,
-            with_margin=columns["with_margin"],
-            with_gold=columns["with_gold"],
-            label_model=label_model,
-        )
-    )
-    writers.rows_write(rows, path, fmt=fmt, **columns)
+    writers.rows_write(counter.wrap(rows), path, fmt=fmt, **columns)
     return ExportSummary(rows=counter.n, path=str(path))
 
 

@@ -277,15 +277,8 @@ def project_export_download(request: HttpRequest, slug: str) -> HttpResponse:
     except exporting.ExportFailed as exc:
         return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
     name = f"{project.slug}-{fmt}-{split}.{file_type}"
-    columns = exporting.export_columns(project=project, fmt=fmt, label_model=label_model)
-    rows = exporting.export_rows(
-        project=project,
-        fmt=fmt,
-        split=split,
-        min_votes=min_votes,
-        with_margin=columns["with_margin"],
-        with_gold=columns["with_gold"],
-        label_model=label_model,
+    columns, rows = exporting.export_stream(
+        project=project, fmt=fmt, split=split, min_votes=min_votes, label_model=label_model
     )
     if file_type == "parquet":
         return _parquet_download(rows, name, fmt=fmt, columns=columns)
