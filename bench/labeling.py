@@ -86,8 +86,10 @@ def setup_django(database_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def bulk_pairs(project, n: int, prefix: str) -> None:
-    """Insert n pairs fast (COPY), bypassing the import path: this benchmark is about serving."""
+def bulk_pairs(project, n: int, prefix: str, gold_every: int = 0) -> None:
+    """Insert n pairs fast (COPY), bypassing the import path: this benchmark is about serving.
+
+    With `gold_every` k, every k-th pair is a gold pair (answer a)."""
     import hashlib
 
     from django.db import connection
@@ -124,7 +126,7 @@ def bulk_pairs(project, n: int, prefix: str) -> None:
                     0,
                     0,
                     False,
-                    "",
+                    "a" if gold_every and i % gold_every == 0 else "",
                     "2026-01-01T00:00:00Z",
                 )
             )
@@ -470,6 +472,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="length of each realistic run")
     parser.add_argument("--think-ms", type=float, default=1000, help="mean think time per pair in the realistic run")
     parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument(
+        "--gold-every",
+        type=int,
+        default=0,
+        help="make every k-th pair of the load project a gold pair (20: 5%%, served at the project's 5%%); "
+        "pausing is then off, since the simulated annotators answer at random",
+    )
     parser.add_argument("--big-pairs", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (gthread)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
@@ -500,8 +509,12 @@ def main() -> None:
     from labeling import services
     from labeling.models import Pair, Vote
 
-    project = services.project_create(slug="bench", name="Bench", overlap_target=3)
-    bulk_pairs(project, args.pairs, "bench")
+    # The bench's annotators answer at random, gold pairs too: with gold pairs, pausing is off
+    # (gold_pause_below 0), or paused annotators would leave the load.
+    project = services.project_create(
+        slug="bench", name="Bench", overlap_target=3, **({"gold_pause_below": 0.0} if args.gold_every else {})
+    )
+    bulk_pairs(project, args.pairs, "bench", gold_every=args.gold_every)
     tokens = make_annotators(project, args.annotators)
     from django.db import connection
 
@@ -514,7 +527,12 @@ def main() -> None:
         cursor.execute("VACUUM ANALYZE")
         cursor.execute("CHECKPOINT")  # needs superuser or pg_checkpoint, as the bench's postgres user has
 
-    report: dict = {"machine": f"{os.cpu_count()} CPU cores", "annotators": args.annotators, "pairs": args.pairs}
+    report: dict = {
+        "machine": f"{os.cpu_count()} CPU cores",
+        "annotators": args.annotators,
+        "pairs": args.pairs,
+        "gold_every": args.gold_every,
+    }
     phases = [  # (name, durable votes, think ms, seconds, one request per pair)
         ("realistic", True, args.think_ms, args.seconds, False),
         ("realistic_votes_not_durable", False, args.think_ms, args.seconds, False),
@@ -568,8 +586,11 @@ def main() -> None:
         "lost": len(set(acknowledged) - stored),
         "unacknowledged_extra": len(stored - set(acknowledged)),
         "duplicate_pair_annotator": len(pairs_annotators) - len(set(pairs_annotators)),
-        "pairs_over_k": Pair.objects.filter(project=project, vote_count__gt=project.overlap_target).count(),
+        # Gold pairs are served to every annotator, so K does not cap them.
+        "pairs_over_k": Pair.objects.filter(project=project, gold="", vote_count__gt=project.overlap_target).count(),
         "votes_in_aggregates": sum((a + b + t) * n for a, b, t, n in buckets),
+        # The tally histogram leaves gold pairs out: this is what it should count.
+        "votes_on_ordinary_pairs": Vote.objects.filter(project=project, pair__gold="").count(),
     }
 
     if args.skip_scaling:
