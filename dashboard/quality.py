@@ -21,7 +21,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from dashboard.models import AnnotatorReliability, ReliabilityFit
-from labeling.models import Pair, Project, Vote, VoteChange
+from labeling.models import Project, Vote, VoteChange
+from labeling.selectors import label_model_inputs
+from preferences.label_models import label_model_fit
 from rewardmodel.models import RetrainPolicy
 
 # The reliability model where the project's training label model is majority vote.
@@ -29,7 +31,7 @@ DEFAULT_RELIABILITY_MODEL = "dawid_skene"
 
 
 def reliability_model_for(*, project: Project) -> str:
-    model = getattr(RetrainPolicy.for_project(project), "label_model", "") or "majority"
+    model = RetrainPolicy.for_project(project).label_model
     return DEFAULT_RELIABILITY_MODEL if model == "majority" else model
 
 
@@ -55,17 +57,10 @@ def reliability_refit(*, project: Project) -> ReliabilityFit:
     reliability (None where the fit has none: no decisive vote) and how
     many decisive votes it rests on.
     """
-    from preferences.label_models import LabelVote, label_model_fit  # crowd-kit and pandas: loaded when used
-
     model = reliability_model_for(project=project)
     last_vote_id, changes = _vote_marks(project)
-    votes = [
-        LabelVote(pair=pair_id, annotator=annotator_id, choice=choice)
-        for pair_id, annotator_id, choice in Vote.objects.filter(project=project, pair__archived=False)
-        .values_list("pair_id", "annotator_id", "choice")
-        .iterator(chunk_size=10000)
-    ]
-    gold = dict(Pair.objects.filter(project=project, archived=False).exclude(gold="").values_list("pk", "gold"))
+    # Paused annotators' votes too: the dashboard shows their reliability as well.
+    votes, gold = label_model_inputs(project=project, leave_out_paused=False)
     annotators = {v.annotator for v in votes}
     started = time.perf_counter()
     fit = label_model_fit(votes, model=model, gold=gold or None) if votes else None

@@ -52,10 +52,10 @@ from typing import Any
 
 from labeling.models import Pair, Project, Vote
 from labeling.pseudonyms import annotator_pseudonym
-from labeling.selectors import annotator_ids_paused
+from labeling.selectors import label_model_inputs
 from lib.errors import InvalidInput
 from preferences import writers
-from preferences.label_models import LABEL_MODELS, LabelVote, label_model_fit
+from preferences.label_models import LABEL_MODELS, label_model_fit
 from preferences.records import ImportedVote, PreferenceRecord, record_to_training_pair, soft_training_pair
 
 EXPORT_FORMATS = ("trl", "pairwise", "votes")
@@ -122,21 +122,9 @@ def export_stream(
 
 
 def export_label_fit(*, project: Project, label_model: str):
-    """The label model fitted on the project's votes, gold pairs' answers seeding it.
-
-    As for training (rewardmodel.snapshot), the votes of annotators paused on
-    the project now are left out: the export's labels are the ones a run would train on.
-    """
-    paused = annotator_ids_paused(project=project)
-    votes = (
-        LabelVote(pair, annotator, choice)
-        for pair, annotator, choice in Vote.objects.filter(project=project)
-        .exclude(annotator_id__in=paused)
-        .order_by("id")
-        .values_list("pair_id", "annotator_id", "choice")
-        .iterator(chunk_size=DEFAULT_CHUNK)
-    )
-    gold = dict(Pair.objects.filter(project=project).exclude(gold="").values_list("id", "gold"))
+    """The label model fitted as a training run fits it (rewardmodel.snapshot): gold answers seeding it,
+    paused annotators' votes left out, so the export's labels are the ones a run would train on."""
+    votes, gold = label_model_inputs(project=project, leave_out_paused=True)
     return label_model_fit(votes, model=label_model, gold=gold)
 
 

@@ -12,9 +12,10 @@ from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
 from labeling import signals, sql
-from labeling.models import Annotator, AnnotatorStanding, Project, RepeatCheck, Vote, VoteChange
+from labeling.models import Annotator, AnnotatorStanding, Pair, Project, RepeatCheck, Vote, VoteChange
 from lib.errors import NotFound
 from preferences.agreement import wilson_interval
+from preferences.label_models import LabelVote
 
 
 def user_sees_all_projects(*, user: AbstractBaseUser) -> bool:
@@ -164,6 +165,18 @@ def annotator_own_figures(*, project: Project, user: AbstractBaseUser) -> dict:
     for _receiver, answer in signals.annotator_figures_wanted.send(sender=Project, project=project, user=user):
         figures.update(answer or {})
     return figures
+
+
+def label_model_inputs(*, project: Project, leave_out_paused: bool) -> tuple[list[LabelVote], dict[int, str]]:
+    """A label model's input (preferences.label_models): the project's votes in id order, and the gold
+    pairs' answers, which seed it. Archived pairs are left out, and with `leave_out_paused` the votes of
+    annotators paused now: training, the export's labels and the dashboard's reliability all read this."""
+    votes = Vote.objects.filter(project=project, pair__archived=False)
+    if leave_out_paused:
+        votes = votes.exclude(annotator_id__in=annotator_ids_paused(project=project))
+    rows = votes.order_by("id").values_list("pair_id", "annotator_id", "choice").iterator(chunk_size=10000)
+    gold = dict(Pair.objects.filter(project=project, archived=False).exclude(gold="").values_list("id", "gold"))
+    return [LabelVote(pair, annotator, choice) for pair, annotator, choice in rows], gold
 
 
 def annotator_ids_paused(*, project: Project) -> set[int]:

@@ -301,24 +301,17 @@ def pairs_import_batch(
     """
     counts = ImportCounts()
     by_hash: dict[str, PreferenceRecord] = {}
-    golds: dict[str, str] = {}
     for record in records:
         h = pair_content_hash(prompt=record.prompt, response_a=record.response_a, response_b=record.response_b)
         if gold_first:  # the row's label is the answer, not anyone's vote
-            record, gold = dataclasses.replace(record, votes=()), "a"
-        else:
-            gold = record.gold or ""
+            record = dataclasses.replace(record, votes=(), gold="a")
         if h in by_hash:
             counts.duplicates += 1
-            if gold and not golds.get(h):
-                golds[h] = gold if record.response_a == by_hash[h].response_a else _FLIP[gold]
             by_hash[h] = _merge_votes(by_hash[h], record)
             continue
         if shuffle_sides and int(h[-1], 16) % 2:
-            record = record.swapped()
-            gold = _FLIP.get(gold, "")
+            record = record.swapped()  # its gold answer too
         by_hash[h] = record
-        golds[h] = gold
 
     with transaction.atomic():
         found = _pair_ids_by_hash(project, list(by_hash))
@@ -341,7 +334,7 @@ def pairs_import_batch(
         splits = {
             h: pair_split_for_prompt(prompt=r.prompt, test_percent=project.test_percent) for h, r in fresh.items()
         }
-        pair_ids = _new_pairs_insert(project, fresh, splits, golds)
+        pair_ids = _new_pairs_insert(project, fresh, splits)
         counts.created = len(pair_ids)
         vote_rows = [
             (project.pk, pair_ids[h], annotator_ids[v.annotator], v.choice, v.strength, v.rationale, False)
@@ -379,13 +372,10 @@ _PAIR_COLUMNS = (
     "votes_tie",
     "gold",
 )
-_FLIP = {"a": "b", "b": "a"}
 _VOTE_COLUMNS = ("project_id", "pair_id", "annotator_id", "choice", "strength", "rationale", "in_aggregates")
 
 
-def _new_pairs_insert(
-    project: Project, fresh: dict[str, PreferenceRecord], splits: dict[str, str], golds: dict[str, str]
-) -> dict[str, int]:
+def _new_pairs_insert(project: Project, fresh: dict[str, PreferenceRecord], splits: dict[str, str]) -> dict[str, int]:
     """Insert the pairs not stored yet, their counters already counting their
     votes; returns their ids by content hash."""
     rows = []
@@ -408,7 +398,7 @@ def _new_pairs_insert(
                 n_a,
                 n_b,
                 n_tie,
-                golds.get(h, ""),
+                record.gold or "",
             )
         )
     _rows_insert(Pair, _PAIR_COLUMNS, rows)
@@ -478,16 +468,13 @@ def _pair_ids_by_hash(project: Project, hashes: list[str], chunk: int = 2000) ->
 
 
 def _merge_votes(kept: PreferenceRecord, extra: PreferenceRecord) -> PreferenceRecord:
-    """Votes of a repeated row on the same content, in the kept row's side order."""
+    """Votes (and a gold answer the kept row lacks) of a repeated row on the same content, in the kept
+    row's side order."""
     if extra.response_a != kept.response_a:
         extra = extra.swapped()
     have = {v.annotator for v in kept.votes}
     added = tuple(v for v in extra.votes if v.annotator not in have)
-    if not added:
-        return kept
-    return PreferenceRecord(
-        kept.prompt, kept.response_a, kept.response_b, kept.votes + added, kept.external_id, kept.metadata
-    )
+    return dataclasses.replace(kept, votes=kept.votes + added, gold=kept.gold or extra.gold)
 
 
 def _votes_for_duplicates(project, existing: dict[str, Pair], by_hash, annotator_ids: dict[str, int]) -> list[tuple]:
@@ -779,15 +766,12 @@ def vote_submit(
             if not sql.pair_retake_slot(pair_id=assignment.pair_id, overlap_target=project.overlap_target):
                 raise Conflict("Your lease on this pair expired and it has enough votes now.")
 
-        server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
-        if latency_ms is None or not 0 <= latency_ms <= server_ms:
-            latency_ms = server_ms
         vote = sql.vote_record(
             assignment=assignment,
             choice=pair_choice,
             strength=strength,
             rationale=rationale,
-            latency_ms=latency_ms,
+            latency_ms=_latency_ms(assignment=assignment, reported=latency_ms, now=now),
             now=now,
             durable=settings.LABELING_DURABLE_VOTES,
         )
@@ -795,9 +779,15 @@ def vote_submit(
         # The dashboard aggregates count it when it is folded in, after this
         # request (dashboard.aggregates): here it would queue behind every
         # other vote in the project, on the project-wide aggregate rows.
-    if Pair.objects.filter(pk=vote.pair_id).exclude(gold="").exists():
+    if vote.pair_gold:
         annotator_gold_check(project_id=vote.project_id, annotator_id=vote.annotator_id, now=now)
     return vote, True
+
+
+def _latency_ms(*, assignment: Assignment, reported: int | None, now: datetime) -> int:
+    """The client's latency when it is plausible (0 to the time since serving), else the server's measure."""
+    server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
+    return reported if reported is not None and 0 <= reported <= server_ms else server_ms
 
 
 def _repeat_answer(*, assignment: Assignment, choice: str, latency_ms: int | None, now: datetime) -> tuple[Vote, bool]:
@@ -820,9 +810,6 @@ def _repeat_answer(*, assignment: Assignment, choice: str, latency_ms: int | Non
     if original is None:
         sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.SKIPPED)
         raise Conflict("This pair is no longer yours to vote on.")
-    server_ms = max(0, int((now - assignment.served_at).total_seconds() * 1000))
-    if latency_ms is None or not 0 <= latency_ms <= server_ms:
-        latency_ms = server_ms
     check = RepeatCheck.objects.create(
         project_id=assignment.project_id,
         annotator_id=assignment.annotator_id,
@@ -834,7 +821,7 @@ def _repeat_answer(*, assignment: Assignment, choice: str, latency_ms: int | Non
         shown_left=assignment.left,
         choice=choice,
         consistent=choice == original.choice,
-        latency_ms=latency_ms,
+        latency_ms=_latency_ms(assignment=assignment, reported=latency_ms, now=now),
         created_at=now,
     )
     sql.assignment_set_state(assignment_id=assignment.pk, state=Assignment.State.VOTED)

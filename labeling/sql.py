@@ -434,6 +434,7 @@ _LEASE_VOTED = "UPDATE labeling_assignment SET state = 'voted' WHERE id = %(leas
 # The pair's counters, by choice: ties and both-bad count as ties on the pair.
 _PAIR_COUNT = {
     choice.value: f"UPDATE labeling_pair SET vote_count = vote_count + 1, {column} = {column} + 1 WHERE id = %(pair)s"
+    " RETURNING gold"
     for choice in Choice
     for column in [_TALLY_COLUMNS.get(choice, "votes_tie")]
 }
@@ -552,7 +553,7 @@ def vote_record(
 ) -> Vote:
     """Store a vote on a locked lease whose slot is held: the vote (not in the
     dashboard aggregates yet: they fold it in later), the lease marked voted,
-    the pair's counters. Not for a repeat check (`repeat_check_record`).
+    the pair's counters. Not for a repeat check (services._repeat_answer).
 
     The full path's writes, in the caller's transaction. On PostgreSQL the
     common vote takes `vote_record_on_live_lease` instead, so this runs there
@@ -578,7 +579,7 @@ def vote_record(
         fetchone(f"SELECT {_SOFT_COMMIT}", [])
     vote_id = fetchone(_VOTE_INSERT, params)[0]
     execute(_LEASE_VOTED, params)
-    execute(_PAIR_COUNT[choice], params)
+    (gold,) = fetchone(_PAIR_COUNT[choice], params)
     vote = Vote(
         id=vote_id,
         project_id=assignment.project_id,
@@ -594,6 +595,7 @@ def vote_record(
         in_aggregates=False,
     )
     vote._state.adding = False
+    vote.pair_gold = gold  # as in vote_record_on_live_lease
     return vote
 
 

@@ -38,8 +38,8 @@ from statistics import median_low
 from django.utils import timezone
 
 from labeling.models import Pair, Project, Split, Vote
-from labeling.selectors import annotator_ids_paused
-from preferences.label_models import LabelVote, label_model_fit
+from labeling.selectors import annotator_ids_paused, label_model_inputs
+from preferences.label_models import label_model_fit
 from preferences.labels import Tally, category_of
 from preferences.records import TrainingPair
 
@@ -88,16 +88,10 @@ def _tallies_without(project: Project, paused: set[int]) -> dict[int, Tally]:
     return {pair_id: Tally(*c) for pair_id, c in counts.items()}
 
 
-def _posteriors(project: Project, paused: set[int], model: str) -> tuple[dict[int, float], dict]:
+def _posteriors(project: Project, model: str) -> tuple[dict[int, float], dict]:
     """P(response_a is better) per non-gold pair under `model`, and a summary of the fit."""
-    gold = dict(Pair.objects.filter(project=project).exclude(gold="").values_list("id", "gold"))
-    rows = (
-        Vote.objects.filter(project=project, pair__archived=False)
-        .exclude(annotator_id__in=paused)
-        .values_list("pair_id", "annotator_id", "choice")
-        .iterator(chunk_size=5000)
-    )
-    fit = label_model_fit((LabelVote(p, a, c) for p, a, c in rows), model=model, gold=gold)
+    votes, gold = label_model_inputs(project=project, leave_out_paused=True)
+    fit = label_model_fit(votes, model=model, gold=gold)
     p_a = {pair_id: p for pair_id, p in fit.p_a.items() if pair_id not in gold}
     summary = {"annotators": len(fit.reliability), "gold_pairs": len(gold)}
     return p_a, summary
@@ -117,7 +111,7 @@ def training_snapshot_take(*, project: Project, label_model: str = MAJORITY) -> 
     ):
         strengths[(pair_id, choice)].append(strength)
     recounted = _tallies_without(project, paused) if paused else None
-    p_a, fit_summary = _posteriors(project, paused, label_model) if label_model != MAJORITY else ({}, {})
+    p_a, fit_summary = _posteriors(project, label_model) if label_model != MAJORITY else ({}, {})
 
     digest = hashlib.sha256()
     if label_model != MAJORITY or paused:
