@@ -290,8 +290,8 @@ def annotator_quality(*, project: Project, annotator_ids: list[int]) -> dict[int
         value = fitted.reliability if fitted is not None else None
         decisive = fitted.decisive_votes if fitted is not None else 0
         out[a] = {
-            "gold_accuracy": labeling_selectors.proportion_with_ci(*gold.get(a, (0, 0))),
-            "self_consistency": labeling_selectors.proportion_with_ci(*repeats.get(a, (0, 0))),
+            "gold_accuracy": ag.proportion(*gold.get(a, (0, 0))).as_dict(),
+            "self_consistency": ag.proportion(*repeats.get(a, (0, 0))).as_dict(),
             "reliability": value,
             "reliability_votes": decisive,
             "unreliable": value is not None and _reliability_flagged(value, decisive),
@@ -326,8 +326,8 @@ def annotator_row(stats: AnnotatorStats, quality: dict | None = None) -> dict:
         "p_left": ag.proportion(stats.left_chosen, stats.sided).as_dict(),
         "p_longer": ag.proportion(stats.longer_chosen, stats.longer_decidable).as_dict(),
         "tie_rate": ag.proportion(stats.ties, stats.votes).as_dict(),
-        "gold_accuracy": quality.get("gold_accuracy") or labeling_selectors.proportion_with_ci(0, 0),
-        "self_consistency": quality.get("self_consistency") or labeling_selectors.proportion_with_ci(0, 0),
+        "gold_accuracy": quality.get("gold_accuracy") or ag.proportion(0, 0).as_dict(),
+        "self_consistency": quality.get("self_consistency") or ag.proportion(0, 0).as_dict(),
         "reliability": quality.get("reliability"),
         "reliability_votes": quality.get("reliability_votes", 0),
         "paused": bool(quality.get("paused")),

@@ -16,6 +16,16 @@ from django import forms
 from labeling import signals
 from labeling.models import Project
 
+# Settings a post may leave out: the project keeps (or, new, defaults) them.
+_KEEP_WHEN_LEFT_OUT = (
+    "acquisition",
+    "exploration_percent",
+    "gold_percent",
+    "repeat_percent",
+    "gold_min_votes",
+    "gold_pause_below",
+)
+
 # The fields of the form, in page order.
 SETTINGS_FIELDS = (
     "name",
@@ -26,22 +36,7 @@ SETTINGS_FIELDS = (
     "allow_both_bad",
     "ask_strength",
     "ask_rationale",
-    "acquisition",
-    "exploration_percent",
-    "gold_percent",
-    "repeat_percent",
-    "gold_min_votes",
-    "gold_pause_below",
-)
-
-# Settings a post may leave out: the project keeps (or, new, defaults) them.
-_KEEP_WHEN_LEFT_OUT = (
-    "acquisition",
-    "exploration_percent",
-    "gold_percent",
-    "repeat_percent",
-    "gold_min_votes",
-    "gold_pause_below",
+    *_KEEP_WHEN_LEFT_OUT,
 )
 
 _LABELS = {

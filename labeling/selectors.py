@@ -14,7 +14,6 @@ from django.utils import timezone
 from labeling import signals, sql
 from labeling.models import Annotator, AnnotatorStanding, Pair, Project, RepeatCheck, Vote, VoteChange
 from lib.errors import NotFound
-from preferences.agreement import wilson_interval
 from preferences.label_models import LabelVote
 
 
@@ -191,12 +190,6 @@ def annotator_ids_paused(*, project: Project) -> set[int]:
 # --------------------------------------------------------------------------- #
 # Label quality: gold accuracy, self-consistency, pauses
 # --------------------------------------------------------------------------- #
-def proportion_with_ci(k: int, n: int) -> dict:
-    """k/n as {"value", "ci": [lo, hi], "n"} (the dashboard's shape), with a Wilson interval; value None at n = 0."""
-    lo, hi = wilson_interval(k, n)
-    return {"value": k / n if n else None, "ci": [lo, hi], "n": n}
-
-
 def annotator_gold_counts(
     *, project: Project, annotator_id: int, since: datetime | None = None, before: datetime | None = None
 ) -> tuple[int, int]:

@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from preferences.agreement import pick_of_margin
+
 # None here means the engine met a NaN or inf (it writes those as None) or
 # had no held-out pairs: either way there is nothing sound to compare.
 REQUIRED_FINITE = ("held_out_accuracy", "eval_loss", "reward_mean", "reward_std")
@@ -92,7 +94,7 @@ def correct_on_pairs(margins: Mapping[int, float], winners: Mapping[int, str]) -
         margin = margins.get(pair_id)
         if margin is None or not math.isfinite(margin):
             continue
-        out[pair_id] = margin > 0 if winner == "a" else margin < 0
+        out[pair_id] = pick_of_margin(margin) == winner
     return out
 
 

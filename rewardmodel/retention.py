@@ -62,15 +62,13 @@ def model_versions_prune(*, project_id: int) -> PruneReport:
     """Delete the folders of versions no longer kept, and this database's orphan folders."""
     report = PruneReport()
     now = timezone.now()
-    doomed: list[ModelVersion] = []
     with transaction.atomic():
         # The project lock orders this after a promotion or pin in flight.
         Project.objects.select_for_update().filter(pk=project_id).first()
         keep = versions_kept(project_id=project_id)
         candidates = ModelVersion.objects.filter(project_id=project_id, pruned_at__isnull=True).exclude(pk__in=keep)
-        for version in candidates.filter(is_active=False, pinned=False):
-            ModelVersion.objects.filter(pk=version.pk).update(pruned_at=now)
-            doomed.append(version)
+        doomed = list(candidates.filter(is_active=False, pinned=False))
+        ModelVersion.objects.filter(pk__in=[v.pk for v in doomed]).update(pruned_at=now)
     for version in doomed:  # the rows say so first: nothing can activate them any more
         artifacts.folder_remove(folder=Path(version.artifact_dir))
         report.pruned.append(version.number)

@@ -173,8 +173,3 @@ def retrain_due_reason(
     ):
         return f"{policy.max_interval_hours} h since the last successful fine-tune, with new votes"
     return None
-
-
-def retrain_paused_policies() -> QuerySet[RetrainPolicy]:
-    """Policies the scheduler paused, for admins' notes and the dashboard's red flag."""
-    return RetrainPolicy.objects.filter(paused_at__isnull=False).select_related("project")

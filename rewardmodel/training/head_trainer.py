@@ -83,7 +83,7 @@ def train_head(
     report("embed", 0, 1)
     embedder = Embedder(
         config.feature_spec(),
-        device=config.device if config.device != "auto" else "auto",
+        device=config.device,
         bf16=config.bf16,
         batch_tokens=config.embed_batch_tokens,
     )

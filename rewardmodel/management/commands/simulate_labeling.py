@@ -73,9 +73,10 @@ class Command(BaseCommand):
         for path in o["data"]:
             try:
                 for _, row in source_from_path(path):
+                    if isinstance(row, RowError):
+                        skipped += 1
+                        continue
                     try:
-                        if isinstance(row, RowError):
-                            raise row
                         records.append(parse_row(row))
                     except RowError:
                         skipped += 1
