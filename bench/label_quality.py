@@ -264,16 +264,18 @@ def _precision_recall(fit, kinds: dict[str, str], threshold: float) -> tuple[flo
 # --------------------------------------------------------------------------- #
 def features(items: list[Item]):
     """(chosen, rejected) MiniLM features of every item, from the feature cache."""
-    from rewardmodel.training.features import Embedder, FeatureSpec, features_for
+    from rewardmodel.training.features import Embedder, FeatureSpec, pair_features
     from rewardmodel.training.head_trainer import feature_store_for
 
     embedder = Embedder(FeatureSpec())
     store = feature_store_for(embedder, ROOT / "bench" / "out" / "features")
-    prompts = [it.prompt for it in items]
-    both = features_for(
-        prompts + prompts, [it.chosen for it in items] + [it.rejected for it in items], embedder=embedder, store=store
+    return pair_features(
+        [it.prompt for it in items],
+        [it.chosen for it in items],
+        [it.rejected for it in items],
+        embedder=embedder,
+        store=store,
     )
-    return both[: len(items)], both[len(items) :]
 
 
 def recovery(name: str, items: list[Item], seeds: int, emit: Callable[[dict], None]) -> None:

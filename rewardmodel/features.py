@@ -78,7 +78,7 @@ def features_fill(*, project: Project, chunk_pairs: int = FILL_CHUNK_PAIRS) -> F
     project's cache at a time (a file lock), and it loops until no pair is
     missing, so pairs imported meanwhile are not left behind.
     """
-    from rewardmodel.training.features import Embedder, side_key
+    from rewardmodel.training.features import Embedder, embed_missing, side_key
     from rewardmodel.training.head_trainer import feature_store_for
 
     root = project_cache_root(project_id=project.pk)
@@ -98,14 +98,7 @@ def features_fill(*, project: Project, chunk_pairs: int = FILL_CHUNK_PAIRS) -> F
                 prompts = [p for p, _, _ in chunk for _side in (0, 1)]
                 responses = [r for _, a, b in chunk for r in (a, b)]
                 keys = np.array([side_key(p, r) for p, r in zip(prompts, responses)], dtype=np.int64)
-                missing = np.flatnonzero(~store.contains(keys))
-                if not len(missing):
-                    continue
-                _, first = np.unique(keys[missing], return_index=True)
-                todo = missing[first]
-                vectors = embedder.embed([prompts[i] for i in todo], [responses[i] for i in todo])
-                store.add(keys[todo], vectors)
-                added += len(todo)
+                added += embed_missing(keys, prompts, responses, embedder=embedder, store=store)
             embedded += added
             if not added:
                 break

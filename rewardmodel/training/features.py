@@ -346,6 +346,28 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def embed_missing(
+    keys: np.ndarray,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    embedder: Embedder,
+    store: FeatureStore,
+    on_progress: EmbedProgress | None = None,
+) -> int:
+    """Embed and store the sides (`keys`, their `side_key`s) the store does not hold yet; how many it embedded.
+
+    One embedding per distinct side, however often it repeats.
+    """
+    missing = np.flatnonzero(~store.contains(keys))
+    if not len(missing):
+        return 0
+    _, first = np.unique(keys[missing], return_index=True)
+    todo = missing[first]
+    store.add(keys[todo], embedder.embed([prompts[i] for i in todo], [responses[i] for i in todo], on_progress))
+    return len(todo)
+
+
 def features_for(
     prompts: Sequence[str],
     responses: Sequence[str],
@@ -358,13 +380,28 @@ def features_for(
     if store is None:
         return embedder.embed(prompts, responses, on_progress)
     keys = np.array([side_key(p, r) for p, r in zip(prompts, responses)], dtype=np.int64)
-    missing = np.flatnonzero(~store.contains(keys))
-    if len(missing):
-        # One embedding per distinct side, however often it repeats.
-        _, first = np.unique(keys[missing], return_index=True)
-        todo = missing[first]
-        vectors = embedder.embed([prompts[i] for i in todo], [responses[i] for i in todo], on_progress)
-        store.add(keys[todo], vectors)
-    elif on_progress is not None:
-        on_progress(0, 0)
+    if not embed_missing(keys, prompts, responses, embedder=embedder, store=store, on_progress=on_progress):
+        if on_progress is not None:
+            on_progress(0, 0)
     return store.read(keys)
+
+
+def pair_features(
+    prompts: Sequence[str],
+    responses_a: Sequence[str],
+    responses_b: Sequence[str],
+    *,
+    embedder: Embedder,
+    store: FeatureStore | None = None,
+    on_progress: EmbedProgress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features of both sides of each pair, (a, b), in order: one `features_for` call for all of them."""
+    prompts = list(prompts)
+    both = features_for(
+        prompts + prompts,
+        list(responses_a) + list(responses_b),
+        embedder=embedder,
+        store=store,
+        on_progress=on_progress,
+    )
+    return both[: len(prompts)], both[len(prompts) :]

@@ -20,10 +20,11 @@ import numpy as np
 
 from preferences.records import TrainingPair
 
+from . import features
 from .config import TrainConfig
-from .data import fingerprint
+from .data import EncodedPairs, fingerprint
 from .evaluate import accuracy, disagreement_summary, ensemble_margins, finite, pair_metrics
-from .features import Embedder, FeatureStore, features_for
+from .features import Embedder, FeatureStore
 from .head import fit_head
 from .model import write_meta
 
@@ -43,30 +44,19 @@ def pair_features(
     pairs: Sequence[TrainingPair], embedder: Embedder, store: FeatureStore | None, on_progress=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(chosen, rejected) features of the pairs, in order."""
-    prompts = [p.prompt for p in pairs]
-    both = features_for(
-        prompts + prompts,
-        [p.chosen for p in pairs] + [p.rejected for p in pairs],
+    return features.pair_features(
+        [p.prompt for p in pairs],
+        [p.chosen for p in pairs],
+        [p.rejected for p in pairs],
         embedder=embedder,
         store=store,
         on_progress=on_progress,
     )
-    return both[: len(pairs)], both[len(pairs) :]
 
 
 def soft_labels(pairs: Sequence[TrainingPair]) -> np.ndarray:
     """P(chosen is better) per pair: 1 unless the pair carries a soft label."""
     return np.array([1.0 if p.p_chosen is None else float(p.p_chosen) for p in pairs])
-
-
-def lengths_and_truncation(embedder: Embedder, pairs: Sequence[TrainingPair]) -> tuple[list[int], list[int], int]:
-    """Untruncated (chosen, rejected) response lengths in tokens, and how many pairs lose tokens to
-    max_length: the length metrics and the truncation count a fine-tune reports too."""
-    prompts = [p.prompt for p in pairs]
-    seqs = embedder.encoder.encode(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
-    n = len(pairs)
-    truncated = sum(seqs.truncated[i] or seqs.truncated[n + i] for i in range(n))
-    return seqs.response_tokens[:n], seqs.response_tokens[n:], truncated
 
 
 def train_head(
@@ -122,8 +112,11 @@ def train_head(
         random.Random(config.seed).sample(range(len(train_pairs)), min(config.train_eval_pairs, len(train_pairs)))
     )
     train_margins = head.rewards(train_c[sample]) - head.rewards(train_r[sample])
-    chosen_tokens, rejected_tokens, eval_truncated = lengths_and_truncation(embedder, eval_pairs)
-    train_truncated = lengths_and_truncation(embedder, train_pairs)[2]
+    # Lengths and truncation as a fine-tune reports them: the same encoding of both sides.
+    eval_encoded = EncodedPairs.build(embedder.encoder, eval_pairs, [0.0] * len(eval_pairs))
+    chosen_tokens, rejected_tokens = eval_encoded.response_tokens()
+    eval_truncated = eval_encoded.truncated_pairs
+    train_truncated = EncodedPairs.build(embedder.encoder, train_pairs, [0.0] * len(train_pairs)).truncated_pairs
     metrics = {
         **pair_metrics(eval_chosen, eval_rejected, chosen_tokens, rejected_tokens, seed=config.seed),
         **disagreement_summary(member_margins, spread),

@@ -51,7 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o) -> None:
         # The engine loads torch: imported here, so `manage.py help` stays light.
-        from rewardmodel.training.features import Embedder, features_for
+        from rewardmodel.training.features import Embedder, pair_features
         from rewardmodel.training.head_trainer import feature_store_for
         from rewardmodel.training.simulate import Pool, run_curve, sim_pairs, summarise
 
@@ -91,10 +91,10 @@ class Command(BaseCommand):
         started = time.perf_counter()
         embedder = Embedder(config.feature_spec(), bf16=config.bf16, batch_tokens=config.embed_batch_tokens)
         store = feature_store_for(embedder, Path(o["cache"]) if o["cache"] else settings.FEATURE_CACHE_DIR / "files")
-        prompts = [p.prompt for p in pairs]
-        both = features_for(
-            prompts + prompts,
-            [p.response_a for p in pairs] + [p.response_b for p in pairs],
+        features_a, features_b = pair_features(
+            [p.prompt for p in pairs],
+            [p.response_a for p in pairs],
+            [p.response_b for p in pairs],
             embedder=embedder,
             store=store,
             on_progress=lambda done, total: self._progress(f"embedding {done}/{total} sides"),
@@ -103,7 +103,7 @@ class Command(BaseCommand):
             f"\nfeatures ready in {time.perf_counter() - started:.1f} s "
             f"({embedder.sides} sides embedded, the rest cached)"
         )
-        pool = Pool.build(pairs, both[: len(pairs)], both[len(pairs) :], test_percent=o["test_percent"])
+        pool = Pool.build(pairs, features_a, features_b, test_percent=o["test_percent"])
         if len(pool.train) < o["seed_labels"] or not len(pool.test):
             raise CommandError(f"too few pairs: {len(pool.train)} to label and {len(pool.test)} held out")
         budget = min(o["budget"], len(pool.train))
