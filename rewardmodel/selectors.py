@@ -49,22 +49,27 @@ def training_run_wait_reason(*, run: TrainingRun, now: datetime | None = None) -
             "Not sent to the task queue yet: Redis did not answer. The reconciler sends it again "
             f"about {settings.RM_ENQUEUE_GRACE_SECONDS} s after Redis is back."
         )
-    busy = list(TrainingRun.objects.filter(status=Status.RUNNING).exclude(pk=run.pk).select_related("project")[:3])
-    before = TrainingRun.objects.filter(status=Status.QUEUED, enqueued_at__lt=run.enqueued_at).exclude(pk=run.pk)
-    ahead = before.count()
+    # Only runs sent to the same queue are in its way (fine-tunes and heads go to different ones).
+    queue = settings.RM_RUN_QUEUES[run.kind]
+    kinds = [kind for kind, q in settings.RM_RUN_QUEUES.items() if q == queue]
+    worker = "training worker" if queue == "training" else f"worker on the `{queue}` queue"
+    same_queue = TrainingRun.objects.filter(kind__in=kinds).exclude(pk=run.pk)
+    busy = list(same_queue.filter(status=Status.RUNNING).select_related("project")[:3])
+    ahead = same_queue.filter(status=Status.QUEUED, enqueued_at__lt=run.enqueued_at).count()
     more = f"; {ahead} more queued before it" if ahead else ""
     if busy:
         names = ", ".join(f"run {r.pk} of {r.project.slug} ({r.progress:.0%})" for r in busy)
-        return f"Waiting for a training worker: {names} {'is' if len(busy) == 1 else 'are'} training{more}."
+        return f"Waiting for a {worker}: {names} {'is' if len(busy) == 1 else 'are'} training{more}."
     if ahead:
-        return f"Waiting for a training worker: {ahead} run{'s' if ahead > 1 else ''} queued before it."
+        return f"Waiting for a {worker}: {ahead} run{'s' if ahead > 1 else ''} queued before it."
     waited = ((now or timezone.now()) - run.enqueued_at).total_seconds()
     if waited > WAIT_HINT_SECONDS:
+        started_by = "docker-compose runs `worker`" if queue == "training" else "config/runstack.py lists the workers"
         return (
-            f"No training worker has taken it in {waited:.0f} s, and none is busy with another run: is a worker "
-            "serving the `training` queue running? (`make run` starts one; docker-compose runs `worker`.)"
+            f"No {worker} has taken it in {waited:.0f} s, and none is busy with another run: is a worker "
+            f"serving the `{queue}` queue running? (`make run` starts one; {started_by}.)"
         )
-    return "Waiting for a worker on the `training` queue."
+    return f"Waiting for a worker on the `{queue}` queue."
 
 
 def model_version_list(*, project: Project) -> QuerySet[ModelVersion]:

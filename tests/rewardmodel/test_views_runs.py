@@ -153,3 +153,23 @@ def test_a_queued_run_page_says_what_it_waits_for(client, labelled_project, revi
     TrainingRun.objects.filter(pk=queued.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
     card = client.get(reverse("rewardmodel:run-detail", args=[queued.pk])).content.decode()
     assert "No training worker has taken it in" in card and "`training` queue" in card
+
+
+def test_a_queued_head_waits_on_its_own_queue_not_behind_fine_tunes(labelled_project, rm_settings):
+    from django.utils import timezone
+
+    from rewardmodel.selectors import training_run_wait_reason
+    from tests.rewardmodel.conftest import make_labelled_project
+
+    # given a fine-tune training on another project, and a head queued (heads go to the fast queue)
+    other = make_labelled_project(slug="other")
+    TrainingRun.objects.create(project=other, trigger="admin", status="running", progress=0.42)
+    head = TrainingRun.objects.create(
+        project=labelled_project, kind="head", trigger="admin", status="queued", enqueued_at=timezone.now()
+    )
+    # then its page does not say it waits for that fine-tune, and names the queue it is on
+    reason = training_run_wait_reason(run=head)
+    assert reason == f"Waiting for a worker on the `{rm_settings.RM_RUN_QUEUES['head']}` queue."
+    # while a head running elsewhere is in its way
+    busy = TrainingRun.objects.create(project=other, kind="head", trigger="admin", status="running", progress=0.5)
+    assert f"run {busy.pk} of other (50%) is training" in training_run_wait_reason(run=head)
