@@ -34,7 +34,7 @@ from django.utils import timezone
 from labeling.importing import ImportFailed, ImportSummary, pairs_import_validate, pairs_import_write
 from labeling.models import ImportJob, Project
 from lib.errors import Conflict, NotFound
-from preferences.readers import GZIP_MAGIC, ReadError, source_from_path
+from preferences.readers import ReadError, is_gzip, source_from_path
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +68,10 @@ def import_job_create(
     )
 
 
-def upload_is_gzip(path: Path) -> bool:
-    """Gzip by content, as the readers tell it: never inflated inside a web request."""
-    with open(path, "rb") as fh:
-        return fh.read(2) == GZIP_MAGIC
-
-
 def import_job_runs_inline(*, job: ImportJob) -> bool:
     """Whether the upload is small enough to import within the request: plain files only,
     since a small gzip can inflate to gigabytes."""
-    return job.file_size <= settings.IMPORT_INLINE_MAX_BYTES and not upload_is_gzip(Path(job.upload_path))
+    return job.file_size <= settings.IMPORT_INLINE_MAX_BYTES and not is_gzip(Path(job.upload_path))
 
 
 def import_job_enqueue(*, job: ImportJob) -> None:

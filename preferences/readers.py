@@ -162,9 +162,14 @@ def _peek(path: Path, n: int) -> bytes:
         return fh.read(n)
 
 
+def is_gzip(path: Path) -> bool:
+    """Whether the file is gzip, told by its content, not its name."""
+    return _peek(path, 2) == GZIP_MAGIC
+
+
 def _open_binary(path: Path) -> IO[bytes]:
     """The file's bytes, gunzipped when it is gzip (told by content, not name)."""
-    if _peek(path, 2) == GZIP_MAGIC:
+    if is_gzip(path):
         return gzip.open(path, "rb")
     return open(path, "rb")
 

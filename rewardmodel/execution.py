@@ -231,8 +231,5 @@ def held_out_predictions(*, snapshot: Snapshot, result, folder: Path, checksums:
     scorer = RewardScorer.load(folder, device=settings.RM_SCORING_DEVICE, checksums=checksums)
     ties = [p for p in snapshot.test_pairs if p.winner is None]
     if ties:
-        prompts = [p.prompt for p in ties]
-        raw_a, _ = scorer.score(prompts, [p.response_a for p in ties], batch_size=settings.RM_SCORE_BATCH_SIZE)
-        raw_b, _ = scorer.score(prompts, [p.response_b for p in ties], batch_size=settings.RM_SCORE_BATCH_SIZE)
-        out += [Prediction(p.pair_id, a - b) for p, a, b in zip(ties, raw_a, raw_b)]
+        out += [Prediction(p.pair_id, m) for p, m in zip(ties, gate.pair_margins(scorer, ties))]
     return [p for p in out if math.isfinite(p.margin)]

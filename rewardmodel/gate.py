@@ -64,6 +64,14 @@ def references_read(*, project_id: int, pair_ids: Iterable[int]) -> tuple[Refere
     return (as_reference(active) if active else None), [as_reference(v) for v in recent]
 
 
+def pair_margins(scorer, pairs) -> list[float]:
+    """r(response_a) - r(response_b) per pair (anything with prompt, response_a, response_b), batched."""
+    prompts = [p.prompt for p in pairs]
+    raw_a, _ = scorer.score(prompts, [p.response_a for p in pairs], batch_size=settings.RM_SCORE_BATCH_SIZE)
+    raw_b, _ = scorer.score(prompts, [p.response_b for p in pairs], batch_size=settings.RM_SCORE_BATCH_SIZE)
+    return [a - b for a, b in zip(raw_a, raw_b)]
+
+
 def version_predictions_fill(*, version: ModelVersion, pairs: Sequence[VotedTestPair]) -> int:
     """Cache `version`'s margin on each of `pairs` it has none for; the number scored now.
 
@@ -90,17 +98,15 @@ def version_predictions_fill(*, version: ModelVersion, pairs: Sequence[VotedTest
     except (OSError, ValueError) as exc:
         log.warning("Cannot load v%s of project %s to compare with (%s)", version.number, version.project_id, exc)
         return 0
-    prompts = [p.prompt for p in missing]
-    raw_a, _ = scorer.score(prompts, [p.response_a for p in missing], batch_size=settings.RM_SCORE_BATCH_SIZE)
-    raw_b, _ = scorer.score(prompts, [p.response_b for p in missing], batch_size=settings.RM_SCORE_BATCH_SIZE)
+    margins = pair_margins(scorer, missing)
     del scorer
     with transaction.atomic():
         # Pairs deleted meanwhile have nothing to attach to.
         alive = set(Pair.objects.filter(pk__in=[p.pair_id for p in missing]).values_list("pk", flat=True))
         rows = [
-            PairPrediction(version=version, pair_id=p.pair_id, margin=a - b)
-            for p, a, b in zip(missing, raw_a, raw_b)
-            if p.pair_id in alive and math.isfinite(a - b)
+            PairPrediction(version=version, pair_id=p.pair_id, margin=m)
+            for p, m in zip(missing, margins)
+            if p.pair_id in alive and math.isfinite(m)
         ]
         PairPrediction.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
         # The dashboard counts the live version's picks: it recomputes them in this transaction.

@@ -77,11 +77,12 @@ def model_versions_prune(*, project_id: int) -> PruneReport:
     for folder in artifacts.project_folders(project_id=project_id):
         if str(folder) in known:
             continue
-        if _own_finished_attempt(folder, project_id=project_id):
+        run, attempt = _folder_run(folder, project_id=project_id)
+        if run is None:
+            report.leftovers.append(folder.name)
+        elif not (run.status == TrainingRun.Status.RUNNING and run.attempt == attempt):  # a finished attempt's
             if artifacts.folder_remove_unless_versioned(folder=folder):
                 report.orphans_removed.append(folder.name)
-        elif _RUN_FOLDER.match(folder.name) is None or not _own_run(folder, project_id=project_id):
-            report.leftovers.append(folder.name)
     if report.pruned or report.orphans_removed:
         log.info("Pruned project %s: versions %s, orphan folders %s", project_id, report.pruned, report.orphans_removed)
     if report.leftovers:
@@ -116,25 +117,14 @@ def leftover_folders(*, project_id: int) -> list[str]:
     return [
         f.name
         for f in artifacts.project_folders(project_id=project_id)
-        if str(f) not in known and not _own_run(f, project_id=project_id)
+        if str(f) not in known and _folder_run(f, project_id=project_id)[0] is None
     ]
 
 
-def _own_run(folder: Path, *, project_id: int) -> bool:
-    match = _RUN_FOLDER.match(folder.name)
-    return (
-        bool(match)
-        and TrainingRun.objects.filter(pk=int(match["run"]), project_id=project_id, artifact_key=match["key"]).exists()
-    )
-
-
-def _own_finished_attempt(folder: Path, *, project_id: int) -> bool:
-    """A folder of one of this database's runs, from an attempt that is no longer running."""
+def _folder_run(folder: Path, *, project_id: int) -> tuple[TrainingRun | None, int]:
+    """The run of this database (and project) that made the folder, and the attempt it names; (None, 0) if none."""
     match = _RUN_FOLDER.match(folder.name)
     if match is None:
-        return False
+        return None, 0
     run = TrainingRun.objects.filter(pk=int(match["run"]), project_id=project_id, artifact_key=match["key"]).first()
-    if run is None:
-        return False
-    still_running = run.status == TrainingRun.Status.RUNNING and run.attempt == int(match["attempt"])
-    return not still_running
+    return run, int(match["attempt"])

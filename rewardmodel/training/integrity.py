@@ -56,7 +56,7 @@ def folder_verify(folder: str | Path, checksums: Mapping[str, str] | None = None
         raise ArtifactIntegrityError(f"{root} holds no .safetensors weights")
     if checksums is None:
         return
-    found = checksums_compute(root)
+    found = {name: file_sha256(root / name) for name in files}  # the files listed above: one walk
     changed = sorted(name for name, digest in checksums.items() if found.get(name) != digest)
     extra = sorted(set(found) - set(checksums))
     if changed or extra:
