@@ -328,12 +328,14 @@ def _orphan_uploads_delete(*, older_than: datetime) -> list[str]:
     root = Path(settings.IMPORT_UPLOAD_DIR)
     if not root.is_dir():
         return []
-    named = set(ImportJob.objects.exclude(upload_path="").values_list("upload_path", flat=True))
-    deleted = []
-    for path in root.iterdir():
-        if path.is_file() and str(path) not in named and path.stat().st_mtime < older_than.timestamp():
-            _delete_upload(str(path))
-            deleted.append(str(path))
+    old = [str(p) for p in root.iterdir() if p.is_file() and p.stat().st_mtime < older_than.timestamp()]
+    if not old:
+        return []
+    # Ask only about these files: the jobs table keeps every path it ever held.
+    named = set(ImportJob.objects.filter(upload_path__in=old).values_list("upload_path", flat=True))
+    deleted = [path for path in old if path not in named]
+    for path in deleted:
+        _delete_upload(path)
     return deleted
 
 
